@@ -1,0 +1,86 @@
+"""langchain-fermi: Fermi personalization (Kim & Yang, NAACL 2025) for LangChain and LangGraph.
+
+Heavy modules (llama.cpp, chromadb, onnxruntime) load lazily on first use of their names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from langchain_fermi.errors import (
+    BudgetExceededError,
+    FermiError,
+    LLMCallError,
+    ModelNotInstalledError,
+    NoPromptsError,
+    UnknownUserError,
+)
+from langchain_fermi.types import (
+    Cost,
+    FermiConfig,
+    FermiResult,
+    MisalignedCase,
+    Opinion,
+    ScoredPrompt,
+    UserProfile,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "get_chat_model": "langchain_fermi.models",
+    "LocalLlamaChatModel": "langchain_fermi.models",
+    "AnswerScorer": "langchain_fermi.scoring",
+    "ScoreCache": "langchain_fermi.scoring",
+    "MiniLMEmbeddings": "langchain_fermi.embeddings",
+    "count_tokens": "langchain_fermi.tokens",
+    "build_fermi_graph": "langchain_fermi.graph",
+    "optimize_user": "langchain_fermi.graph",
+    "FermiStore": "langchain_fermi.store",
+    "select_prompt": "langchain_fermi.retrieval",
+    "PromptSelection": "langchain_fermi.retrieval",
+    "FermiPersonalizer": "langchain_fermi.personalizer",
+    "FermiMemoryStore": "langchain_fermi.agents",
+    "FermiMiddleware": "langchain_fermi.agents",
+    "reoptimize": "langchain_fermi.agents",
+}
+
+__all__ = [
+    "AnswerScorer",
+    "BudgetExceededError",
+    "Cost",
+    "FermiConfig",
+    "FermiError",
+    "FermiMemoryStore",
+    "FermiMiddleware",
+    "FermiPersonalizer",
+    "FermiResult",
+    "FermiStore",
+    "LLMCallError",
+    "LocalLlamaChatModel",
+    "MiniLMEmbeddings",
+    "MisalignedCase",
+    "ModelNotInstalledError",
+    "NoPromptsError",
+    "Opinion",
+    "PromptSelection",
+    "ScoreCache",
+    "ScoredPrompt",
+    "UnknownUserError",
+    "UserProfile",
+    "__version__",
+    "build_fermi_graph",
+    "count_tokens",
+    "get_chat_model",
+    "optimize_user",
+    "reoptimize",
+    "select_prompt",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    msg = f"module 'langchain_fermi' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,5 @@
+"""``python -m langchain_fermi`` runs the ``fermi`` command line."""
+
+from langchain_fermi.cli import main
+
+raise SystemExit(main())
