@@ -162,8 +162,13 @@ class UserProfile(BaseModel):
             try:
                 out.append(Opinion.model_validate(item))
             except ValidationError as e:
-                reasons = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in e.errors())
-                msg = f"user {uid!r}, opinion {oid!r}: {reasons}"
+                parts = []
+                for err in e.errors():
+                    text = str(err["msg"]).removeprefix("Value error, ")
+                    if err["loc"] and err["type"] != "value_error":  # "answer: Field required"
+                        text = ".".join(map(str, err["loc"])) + ": " + text
+                    parts.append(text)
+                msg = f"user {uid!r}, opinion {oid!r}: {'; '.join(parts)}"
                 raise ValueError(msg) from None
         seen: set[str] = set()
         for o in out:
