@@ -1,0 +1,369 @@
+"""Scoring a prompt on multiple-choice opinions: which option does the target model pick?
+
+`AnswerScorer` shows the target ``[SystemMessage(prompt), HumanMessage(format_question(...))]`` and
+reads its answer in the cheapest reliable way the model allows:
+
+1. `LocalLlamaChatModel`: the option letters' next-token logits, with KV-prefix reuse
+   (`langchain_fermi.llama_scoring`); no generation at all.
+2. OpenAI-compatible models (`ChatOpenAI`): one generated token with ``top_logprobs``.
+3. Any other chat model: a short generation read by `parse_answer`.
+
+Every result goes through `ScoreCache`, keyed by (model id, prompt, question, choices), so Fermi's
+repeated evaluations (memory prompts re-scored each iteration) cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from langchain_fermi.errors import LLMCallError
+from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, model_id, to_chat_messages
+from langchain_fermi.questions import format_question, parse_answer
+from langchain_fermi.score_cache import ScoreCache, ScoredAnswer, agreement
+from langchain_fermi.types import OPTION_LETTERS, Opinion
+
+__all__ = ["AnswerScorer", "ScoreCache", "ScoredAnswer", "ScoringMethod", "agreement"]
+
+logger = logging.getLogger(__name__)
+
+ScoringMethod = Literal["auto", "logits", "logprobs", "parse"]
+_PARSE_MAX_TOKENS = 8
+_TOP_LOGPROBS = 20
+
+
+# ------------------------------------------------------------------------------------------
+# reading a reply
+# ------------------------------------------------------------------------------------------
+
+
+def _usage(message: Any, messages: list[BaseMessage], reply: str) -> tuple[int, int]:
+    usage = getattr(message, "usage_metadata", None)
+    if usage:
+        return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    from langchain_fermi.tokens import count_message_tokens, count_tokens
+
+    return count_message_tokens(messages), count_tokens(reply)
+
+
+def _from_reply(message: Any, messages: list[BaseMessage], choices: Sequence[str]) -> ScoredAnswer:
+    reply = str(message.text) if hasattr(message, "text") else str(message)
+    parsed = parse_answer(reply, choices)
+    p_tok, c_tok = _usage(message, messages, reply)
+    return ScoredAnswer(
+        index=parsed.index,
+        reason=parsed.reason,
+        method="parse",
+        prompt_tokens=p_tok,
+        completion_tokens=c_tok,
+        reply=reply,
+    )
+
+
+def _letter_logprobs(top: Sequence[dict[str, Any]], n: int) -> list[float]:
+    """Per option, the log-sum-exp of the top tokens that read as its letter ("B", " B")."""
+    out = [-math.inf] * n
+    for entry in top:
+        letter = str(entry.get("token", "")).strip()
+        if len(letter) == 1 and letter in OPTION_LETTERS[:n]:
+            i = OPTION_LETTERS.index(letter)
+            lp = float(entry.get("logprob", -math.inf))
+            hi = max(out[i], lp)
+            if hi > -math.inf:
+                out[i] = hi + math.log(math.exp(out[i] - hi) + math.exp(lp - hi))
+    return out
+
+
+def _from_logprobs(
+    message: Any, messages: list[BaseMessage], choices: Sequence[str]
+) -> ScoredAnswer:
+    content = ((getattr(message, "response_metadata", None) or {}).get("logprobs") or {}).get(
+        "content"
+    ) or []
+    top = content[0].get("top_logprobs") or [] if content else []
+    lps = _letter_logprobs(top, len(choices))
+    if all(lp == -math.inf for lp in lps):
+        return _from_reply(message, messages, choices)  # no letter among the top tokens
+    hi = max(lps)
+    p = [math.exp(lp - hi) for lp in lps]
+    total = sum(p)
+    reply = str(message.text) if hasattr(message, "text") else None
+    p_tok, c_tok = _usage(message, messages, reply or "")
+    return ScoredAnswer(
+        index=max(range(len(p)), key=p.__getitem__),
+        method="logprobs",
+        probs=[x / total for x in p],
+        prompt_tokens=p_tok,
+        completion_tokens=c_tok,
+        reply=reply,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# the scorer
+# ------------------------------------------------------------------------------------------
+
+
+def _resolve_method(model: BaseChatModel, method: ScoringMethod) -> str:
+    if method not in ("auto", "logits", "logprobs", "parse"):
+        msg = f"method must be 'auto', 'logits', 'logprobs' or 'parse', got {method!r}"
+        raise ValueError(msg)
+    if method == "logits" and not isinstance(model, LocalLlamaChatModel):
+        msg = f"method='logits' needs a LocalLlamaChatModel, got {type(model).__name__}"
+        raise ValueError(msg)
+    if method != "auto":
+        return method
+    if isinstance(model, LocalLlamaChatModel):
+        return "logits"
+    try:
+        from langchain_openai.chat_models.base import BaseChatOpenAI
+    except ImportError:  # pragma: no cover - langchain-openai is a dependency
+        return "parse"
+    return "logprobs" if isinstance(model, BaseChatOpenAI) else "parse"
+
+
+def _bound_model(model: BaseChatModel, method: str) -> Runnable:
+    """The model with the call options of ``method`` (one token with logprobs, or a short reply)."""
+    if method == "logprobs":
+        kwargs: dict[str, Any] = {"logprobs": True, "top_logprobs": _TOP_LOGPROBS, "max_tokens": 1}
+        base_url = str(getattr(model, "openai_api_base", None) or "")
+        if base_url and "api.openai.com" not in base_url:
+            # llama_cpp.server and some other servers ignore max_completion_tokens.
+            kwargs["extra_body"] = {**(getattr(model, "extra_body", None) or {}), "max_tokens": 1}
+        return model.bind(**kwargs)
+    if isinstance(model, LocalLlamaChatModel):
+        return model.bind(max_tokens=_PARSE_MAX_TOKENS)
+    try:
+        from langchain_openai.chat_models.base import BaseChatOpenAI
+
+        if isinstance(model, BaseChatOpenAI):
+            return model.bind(max_tokens=_PARSE_MAX_TOKENS)
+    except ImportError:  # pragma: no cover
+        pass
+    return model
+
+
+_Request = tuple[str, str, tuple[str, ...]]  # prompt, question, choices
+
+
+class AnswerScorer:
+    """Scores (prompt, opinion) pairs on a target model, cached and deduplicated.
+
+    Args:
+        model: the target chat model, or a name for `get_chat_model`.
+        method: ``"auto"`` (logits for local llama.cpp models, logprobs for OpenAI-compatible
+            models, else parse), or force ``"logits"``, ``"logprobs"`` or ``"parse"``.
+        cache: a `ScoreCache` (a fresh in-memory one by default).
+        max_concurrency: parallel calls for the logprobs / parse paths.
+        max_retries: retries of a failing call, each after ``retry_backoff * 2**k`` seconds.
+        retry_backoff: seconds before the first retry.
+
+    Example:
+        >>> scorer = AnswerScorer(get_chat_model("smollm2"))
+        >>> [a.letter for a in scorer.score([("You are a nurse.", opinion)])]
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel | str,
+        *,
+        method: ScoringMethod = "auto",
+        cache: ScoreCache | None = None,
+        max_concurrency: int = 4,
+        max_retries: int = 3,
+        retry_backoff: float = 1.0,
+    ) -> None:
+        if max_concurrency < 1 or max_retries < 0 or retry_backoff < 0:
+            msg = (
+                "need max_concurrency >= 1, max_retries >= 0, retry_backoff >= 0; got "
+                f"{max_concurrency}, {max_retries}, {retry_backoff}"
+            )
+            raise ValueError(msg)
+        self.model = get_chat_model(model, role="target") if isinstance(model, str) else model
+        self.method = _resolve_method(self.model, method)
+        self.cache = cache if cache is not None else ScoreCache()
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self.model_id = model_id(self.model)
+        self._cache_model = f"{self.model_id}#{self.method}"
+        self._letters: Any = None
+        if self.method == "logits":
+            from langchain_fermi.llama_scoring import LlamaLetterScorer
+
+            self._letters = LlamaLetterScorer(self.model)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- shared, pure helpers
+    @staticmethod
+    def messages(prompt: str, question: str, choices: Sequence[str]) -> list[BaseMessage]:
+        """What the target sees for one item."""
+        return [SystemMessage(prompt), HumanMessage(format_question(question, choices))]
+
+    def _plan(
+        self, items: Sequence[tuple[str, Opinion]]
+    ) -> tuple[list[str], dict[str, ScoredAnswer], dict[str, _Request]]:
+        """Keys per item, cache hits, and the unique misses grouped by prompt (first-seen order)."""
+        keys: list[str] = []
+        hits: dict[str, ScoredAnswer] = {}
+        misses: dict[str, _Request] = {}
+        for prompt, op in items:
+            key = ScoreCache.make_key(self._cache_model, prompt, op.question, op.choices)
+            keys.append(key)
+            if key in hits or key in misses:
+                continue
+            hit = self.cache.get(key)
+            if hit is not None:
+                hits[key] = hit
+            else:
+                misses[key] = (prompt, op.question, tuple(op.choices))
+        first_seen: dict[str, int] = {}
+        for prompt, _, _ in misses.values():
+            first_seen.setdefault(prompt, len(first_seen))
+        grouped = dict(sorted(misses.items(), key=lambda kv: first_seen[kv[1][0]]))  # stable
+        return keys, hits, grouped
+
+    def _finish(
+        self, keys: list[str], hits: dict[str, ScoredAnswer], new: dict[str, ScoredAnswer]
+    ) -> list[ScoredAnswer]:
+        self.cache.put_many(new)
+        return [hits[k] if k in hits else new[k] for k in keys]
+
+    def _error(self, failed: int, total: int, attempts: int, cause: BaseException) -> LLMCallError:
+        msg = (
+            f"model {self.model_id!r}: {failed} of {total} scoring calls still failed after "
+            f"{attempts} attempt(s); last error: {type(cause).__name__}: {cause}"
+        )
+        return LLMCallError(msg)
+
+    def _score_logits(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        items = [(to_chat_messages(self.messages(p, q, c)), len(c)) for p, q, c in requests]
+        return [
+            ScoredAnswer(
+                index=s.index, method="logprobs", probs=s.probs, prompt_tokens=s.prompt_tokens
+            )
+            for s in self._letters.score(items)
+        ]
+
+    def _read(self, outputs: list[Any], requests: list[_Request]) -> list[ScoredAnswer]:
+        read: Callable[..., ScoredAnswer] = (
+            _from_logprobs if self.method == "logprobs" else _from_reply
+        )
+        return [
+            read(out, self.messages(p, q, c), c)
+            for out, (p, q, c) in zip(outputs, requests, strict=True)
+        ]
+
+    # ---------------------------------------------------------------- sync I/O
+    def _backoff(self, attempt: int) -> float:
+        return self.retry_backoff * 2 ** (attempt - 1) if attempt else 0.0
+
+    def _with_retries(self, call: Callable[[], list[ScoredAnswer]], n: int) -> list[ScoredAnswer]:
+        cause: BaseException | None = None
+        for attempt in range(self.max_retries + 1):
+            time.sleep(self._backoff(attempt))
+            try:
+                return call()
+            except (ValueError, NotImplementedError):
+                raise  # a bad input (prompt longer than n_ctx) or unsupported model: no retry
+            except Exception as e:
+                cause = e
+                logger.warning(
+                    "scoring on %s failed (attempt %d): %r", self.model_id, attempt + 1, e
+                )
+        assert cause is not None
+        raise self._error(n, n, self.max_retries + 1, cause) from cause
+
+    def _collect(
+        self, pending: list[int], results: list[Any], outputs: list[Any], attempt: int
+    ) -> tuple[list[int], BaseException | None]:
+        """Store the successful results; return the indices that failed and the last error."""
+        failed: list[int] = []
+        cause: BaseException | None = None
+        for i, res in zip(pending, results, strict=True):
+            if isinstance(res, BaseException):
+                failed.append(i)
+                cause = res
+            else:
+                outputs[i] = res
+        if failed:
+            logger.warning(
+                "%d call(s) to %s failed (attempt %d): %r",
+                len(failed),
+                self.model_id,
+                attempt + 1,
+                cause,
+            )
+        return failed, cause
+
+    def _batch(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        runnable = _bound_model(self.model, self.method)
+        inputs = [self.messages(p, q, c) for p, q, c in requests]
+        outputs: list[Any] = [None] * len(inputs)
+        pending = list(range(len(inputs)))
+        config: RunnableConfig = {"max_concurrency": self.max_concurrency}
+        for attempt in range(self.max_retries + 1):
+            time.sleep(self._backoff(attempt))
+            results = runnable.batch(
+                [inputs[i] for i in pending], config=config, return_exceptions=True
+            )
+            pending, cause = self._collect(pending, results, outputs, attempt)
+            if not pending:
+                return self._read(outputs, requests)
+        assert cause is not None
+        raise self._error(len(pending), len(inputs), self.max_retries + 1, cause) from cause
+
+    def score(self, items: Sequence[tuple[str, Opinion]]) -> list[ScoredAnswer]:
+        """Score ``(prompt, opinion)`` pairs; results in input order.
+
+        Raises:
+            LLMCallError: a call still failed after ``max_retries`` retries.
+        """
+        keys, hits, misses = self._plan(items)
+        requests = list(misses.values())
+        if not requests:
+            return self._finish(keys, hits, {})
+        if self.method == "logits":
+            answers = self._with_retries(lambda: self._score_logits(requests), len(requests))
+        else:
+            answers = self._batch(requests)
+        return self._finish(keys, hits, dict(zip(misses, answers, strict=True)))
+
+    # ---------------------------------------------------------------- async I/O
+    async def _abatch(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        runnable = _bound_model(self.model, self.method)
+        inputs = [self.messages(p, q, c) for p, q, c in requests]
+        outputs: list[Any] = [None] * len(inputs)
+        pending = list(range(len(inputs)))
+        config: RunnableConfig = {"max_concurrency": self.max_concurrency}
+        for attempt in range(self.max_retries + 1):
+            await asyncio.sleep(self._backoff(attempt))
+            results = await runnable.abatch(
+                [inputs[i] for i in pending], config=config, return_exceptions=True
+            )
+            pending, cause = self._collect(pending, results, outputs, attempt)
+            if not pending:
+                return self._read(outputs, requests)
+        assert cause is not None
+        raise self._error(len(pending), len(inputs), self.max_retries + 1, cause) from cause
+
+    async def ascore(self, items: Sequence[tuple[str, Opinion]]) -> list[ScoredAnswer]:
+        """Async `score`: the llama.cpp path runs in a worker thread, the others use ``abatch``."""
+        keys, hits, misses = self._plan(items)
+        requests = list(misses.values())
+        if not requests:
+            return self._finish(keys, hits, {})
+        if self.method == "logits":
+            answers = await asyncio.to_thread(
+                self._with_retries, lambda: self._score_logits(requests), len(requests)
+            )
+        else:
+            answers = await self._abatch(requests)
+        return self._finish(keys, hits, dict(zip(misses, answers, strict=True)))
