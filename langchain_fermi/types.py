@@ -165,6 +165,7 @@ class UserProfile(BaseModel):
                 parts = []
                 for err in e.errors():
                     text = str(err["msg"]).removeprefix("Value error, ")
+                    text = text.removeprefix(f"opinion {str(oid)!r}: ")  # named below
                     if err["loc"] and err["type"] != "value_error":  # "answer: Field required"
                         text = ".".join(map(str, err["loc"])) + ": " + text
                     parts.append(text)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from langchain_fermi.data._common import reasons, validate_user
-from langchain_fermi.types import Opinion, UserProfile
+from langchain_fermi.types import Opinion, UserProfile, validate_user_id
 
 __all__ = ["CSV_COLUMNS", "UserFileFormat", "load_users", "save_users"]
 
@@ -237,6 +237,11 @@ def _load_csv(path: Path) -> list[UserProfile]:
             k[len(ATTR_PREFIX) :]: v for k, v in row.items() if k.startswith(ATTR_PREFIX) and v
         }
         if uid not in users:
+            try:
+                validate_user_id(uid)
+            except ValueError as e:
+                msg = f"{where}, opinion {oid!r}: {e}"
+                raise ValueError(msg) from None
             users[uid] = {"user_id": uid, "attributes": attrs, "opinions": []}
             first_line[uid] = lineno
         else:

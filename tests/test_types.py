@@ -1,0 +1,158 @@
+"""The data model rejects bad input with messages that name the user and the opinion."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from langchain_fermi.types import (
+    Cost,
+    FermiConfig,
+    FermiResult,
+    MisalignedCase,
+    Opinion,
+    ScoredPrompt,
+    UserProfile,
+    validate_user_id,
+)
+
+
+def opinion(**kw: object) -> dict:
+    base = {"id": "q1", "question": "Do you own a car?", "choices": ["Yes", "No"], "answer": "No"}
+    return {**base, **kw}
+
+
+def user(opinions: list[dict], user_id: str = "alice") -> UserProfile:
+    return UserProfile(user_id=user_id, attributes={"Age": "30-49"}, opinions=opinions)
+
+
+def test_valid_opinion_and_letters() -> None:
+    o = Opinion(**opinion(choices=["Yes", "No", "Not sure"], answer="Not sure"))
+    assert o.answer_index == 2
+    assert o.answer_letter == "C"
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ({"answer": "Maybe"}, "answer 'Maybe' is not one of the choices ['Yes', 'No']"),
+        ({"choices": ["Yes"], "answer": "Yes"}, "needs at least 2 choices, got 1"),
+        ({"choices": ["Yes", "No", "Yes"]}, "duplicate choices ['Yes']"),
+        ({"question": "   "}, "empty question"),
+        ({"choices": ["Yes", " "], "answer": "Yes"}, "empty choice"),
+        ({"choices": [f"o{i}" for i in range(27)], "answer": "o0"}, "at most 26 choices, got 27"),
+    ],
+)
+def test_bad_opinion_names_user_and_opinion(bad: dict, expected: str) -> None:
+    with pytest.raises(ValueError) as err:
+        user([opinion(id="q7", **bad)])
+    message = str(err.value)
+    assert "user 'alice', opinion 'q7'" in message
+    assert expected in message
+
+
+def test_bad_opinion_alone_names_the_opinion() -> None:
+    with pytest.raises(ValidationError, match="opinion 'q1': answer 'Maybe' is not one"):
+        Opinion(**opinion(answer="Maybe"))
+
+
+def test_missing_field_is_named() -> None:
+    data = opinion()
+    del data["answer"]
+    with pytest.raises(ValueError, match="user 'alice', opinion 'q1': answer: Field required"):
+        user([data])
+
+
+@pytest.mark.parametrize("oid", ["", "  ", None])
+def test_empty_opinion_id(oid: object) -> None:
+    with pytest.raises(ValueError, match=r"user 'alice', opinion .*opinion id must be non-empty"):
+        user([opinion(id=oid)])
+
+
+def test_duplicate_opinion_ids() -> None:
+    with pytest.raises(ValueError, match="user 'alice': duplicate opinion id 'q1'"):
+        user([opinion(), opinion(question="Another?")])
+
+
+@pytest.mark.parametrize("uid", ["../x", "a b", "x/y", "-lead", "a..b", "é", "x" * 129])
+def test_unsafe_user_ids(uid: str) -> None:
+    with pytest.raises(ValueError, match="unsafe user id") as err:
+        user([opinion()], user_id=uid)
+    assert repr(uid) in str(err.value)
+
+
+@pytest.mark.parametrize("uid", ["", "   ", None])
+def test_empty_user_id(uid: object) -> None:
+    with pytest.raises(ValueError, match="user id must be a non-empty string"):
+        UserProfile(user_id=uid)
+
+
+@pytest.mark.parametrize("uid", ["alice", "100260", "a.b@c-d_e", "X" * 128])
+def test_safe_user_ids(uid: str) -> None:
+    assert validate_user_id(uid) == uid
+    assert UserProfile(user_id=uid).user_id == uid
+
+
+def test_user_id_from_int_and_attributes_as_text() -> None:
+    u = UserProfile(user_id=100260, attributes={"Children": 3, "Urban": True})
+    assert u.user_id == "100260"
+    assert u.attributes == {"Children": "3", "Urban": "True"}
+    assert u.profile_text() == "Children: 3\nUrban: True"
+
+
+def test_opinion_lookup() -> None:
+    u = user([opinion(), opinion(id="q2", answer="Yes")])
+    assert u.opinion("q2").answer == "Yes"
+    with pytest.raises(KeyError, match="user 'alice' has no opinion 'q9'"):
+        u.opinion("q9")
+
+
+def test_opinion_is_frozen() -> None:
+    o = Opinion(**opinion())
+    with pytest.raises(ValidationError):
+        o.answer = "Yes"  # type: ignore[misc]
+
+
+def test_scored_prompt_lengths_must_match() -> None:
+    ok = ScoredPrompt(
+        text="p", score=0.5, opinion_ids=["a", "b"], correctness=[1.0, 0.0], answers=["Yes", None]
+    )
+    assert ok.correctness_by_id() == {"a": 1.0, "b": 0.0}
+    with pytest.raises(ValueError, match="same length, got 2, 1, 2"):
+        ScoredPrompt(
+            text="p", score=0.5, opinion_ids=["a", "b"], correctness=[1.0], answers=["Yes", None]
+        )
+
+
+def test_config_aliases_and_bounds() -> None:
+    cfg = FermiConfig(K=2, L=3, T=1)
+    assert (cfg.num_candidates, cfg.memory_size, cfg.iterations) == (2, 3, 1)
+    assert FermiConfig(num_candidates=6).num_candidates == 6
+    with pytest.raises(ValidationError):
+        FermiConfig(K=0)
+    with pytest.raises(ValidationError):
+        FermiConfig(unknown_option=1)
+    with pytest.raises(ValidationError):
+        FermiConfig(tau=0.0)
+
+
+def test_cost_adds_up() -> None:
+    total = Cost(target_calls=2, prompt_tokens=10) + Cost(target_calls=1, completion_tokens=5)
+    assert (total.target_calls, total.total_tokens) == (3, 15)
+
+
+def test_result_best_needs_memory() -> None:
+    case = MisalignedCase(
+        index=0,
+        opinion_id="a",
+        question="q?",
+        choices=["x", "y"],
+        user_answer="x",
+        model_answer=None,
+    )
+    p = ScoredPrompt(
+        text="p", score=0.0, opinion_ids=["a"], correctness=[0.0], answers=[None], misaligned=[case]
+    )
+    assert FermiResult(user_id="u1", prompts=[p], memory=[p]).best.text == "p"
+    with pytest.raises(ValueError, match="user 'u1': the result holds no scored prompt"):
+        _ = FermiResult(user_id="u1", prompts=[], memory=[]).best
