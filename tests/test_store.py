@@ -204,7 +204,7 @@ def test_concurrent_saves_of_different_users(store: FermiStore):
             for gen in range(3):
                 store.save_result(
                     make_result(
-                        uid, [prompt(f"{uid}-g{gen}-r{r}", {"o1": r % 2}) for r in range(3)]
+                        uid, [prompt(f"{uid}-g{gen}-{r}", {"o1": r % 2}) for r in range(3)]
                     ),
                     user=make_user(uid) if gen == 0 else None,
                 )
