@@ -1,0 +1,1 @@
+"""Benchmark scripts: ``python -m benchmarks.opinionqa`` (results under ``benchmarks/results/``)."""

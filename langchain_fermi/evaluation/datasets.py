@@ -1,0 +1,90 @@
+"""The benchmark's users: Pew ATP W92 respondents (OpinionQA) or countries (GlobalOpinionQA).
+
+Data come from the shared evaluation folder (``../shared/data`` or ``$FERMI_DATA_DIR``, or
+``--data-dir``) laid out as its README describes; nothing from it is ever written into results
+except user ids and opinion ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from langchain_fermi.data import find_shared_data_dir, load_global_opinionqa, load_pew_atp
+from langchain_fermi.evaluation.config import BenchConfig
+from langchain_fermi.types import UserProfile
+
+__all__ = ["load_bench_users", "resolve_data_dir", "sample_users"]
+
+logger = logging.getLogger(__name__)
+
+W92_META = Path("opinionqa_meta") / "American_Trends_Panel_W92"
+GLOBAL_FILE = Path("globalopinionqa") / "eval.json"
+
+
+def resolve_data_dir(data_dir: Path | None) -> Path:
+    """``data_dir`` if given, else the shared data folder; ``FileNotFoundError`` if none."""
+    path = data_dir if data_dir is not None else find_shared_data_dir()
+    if path is None or not Path(path).is_dir():
+        msg = (
+            f"evaluation data folder not found ({data_dir or '../shared/data'}): "
+            "pass --data-dir or set FERMI_DATA_DIR"
+        )
+        raise FileNotFoundError(msg)
+    return Path(path)
+
+
+def _one(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    if not found:
+        msg = f"no {pattern} in {folder}"
+        raise FileNotFoundError(msg)
+    return found[0]
+
+
+def sample_users(users: Sequence[UserProfile], n: int, *, seed: int) -> list[UserProfile]:
+    """A seeded sample of ``n`` users, independent of the loader's order.
+
+    The users are sorted by id and shuffled with ``seed``; the first ``n`` are taken, so a run
+    with more users keeps the users of a smaller run with the same seed (and resumes them).
+    """
+    if n < 1:
+        msg = f"n must be >= 1, got {n!r}"
+        raise ValueError(msg)
+    ordered = sorted(users, key=lambda u: u.user_id)
+    random.Random(seed).shuffle(ordered)
+    return ordered[:n]
+
+
+def load_bench_users(config: BenchConfig) -> list[UserProfile]:
+    """Load the dataset's users with enough opinions for the split and sample ``max_users``."""
+    root = resolve_data_dir(config.data_dir)
+    needed = config.n_optimize + config.n_test
+    if config.dataset == "opinionqa":
+        meta = root / W92_META
+        users = load_pew_atp(
+            _one(root / "pew_atp_w92", "*.sav"),
+            meta / "info.csv",
+            meta / "metadata.csv" if (meta / "metadata.csv").is_file() else None,
+            min_opinions=needed,
+        )
+    else:
+        users = load_global_opinionqa(root / GLOBAL_FILE, min_opinions=needed)
+    if not users:
+        msg = (
+            f"no {config.dataset} user has {needed} opinions "
+            f"(n_optimize={config.n_optimize} + n_test={config.n_test}) in {root}"
+        )
+        raise ValueError(msg)
+    sample = sample_users(users, config.max_users, seed=config.seed)
+    if len(sample) < config.max_users:
+        logger.warning(
+            "only %d %s users have >= %d opinions (asked for %d)",
+            len(sample),
+            config.dataset,
+            needed,
+            config.max_users,
+        )
+    return sample

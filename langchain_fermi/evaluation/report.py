@@ -1,0 +1,196 @@
+"""Aggregate per-user results into the report: accuracy with bootstrap intervals, costs, curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
+from langchain_fermi.evaluation.costs import ratio
+from langchain_fermi.evaluation.metrics import bootstrap_ci, mean_curve, paired_bootstrap_ci
+from langchain_fermi.evaluation.schema import (
+    BenchReport,
+    MethodCostSummary,
+    MethodSummary,
+    UserResult,
+)
+from langchain_fermi.types import Cost
+
+__all__ = ["REFERENCE_METHOD", "build_report", "format_table", "user_accuracy"]
+
+REFERENCE_METHOD = "fermi_rop"
+"""Differences are reported as this method minus each other method, paired by user."""
+
+
+def user_accuracy(result: UserResult, method: str) -> float:
+    """A user's accuracy for ``method``; the random baseline counts its expected accuracy."""
+    r = result.methods[method]
+    if method == "random" and r.expected_accuracy is not None:
+        return r.expected_accuracy
+    return r.accuracy
+
+
+def _summary(
+    method: str, results: Sequence[UserResult], config: BenchConfig, reference: list[float] | None
+) -> MethodSummary:
+    accs = [user_accuracy(r, method) for r in results]
+    ci = bootstrap_ci(accs, n_samples=config.bootstrap_samples, seed=config.seed)
+    n_q = sum(len(r.methods[method].correct) for r in results)
+    if method == "random":
+        micro = sum(
+            (r.methods[method].expected_accuracy or 0.0) * len(r.methods[method].correct)
+            for r in results
+        ) / max(n_q, 1)
+    else:
+        micro = sum(sum(r.methods[method].correct) for r in results) / max(n_q, 1)
+    diff = None
+    if reference is not None and method != REFERENCE_METHOD:
+        d = paired_bootstrap_ci(
+            reference, accs, n_samples=config.bootstrap_samples, seed=config.seed
+        )
+        diff = {"mean": d.mean, "ci_low": d.low, "ci_high": d.high}
+    return MethodSummary(
+        method=method,
+        accuracy=ci.mean,
+        ci_low=ci.low,
+        ci_high=ci.high,
+        n_users=len(results),
+        n_questions=n_q,
+        micro_accuracy=micro,
+        diff_vs_fermi_rop=diff,
+    )
+
+
+def _sum(costs: Sequence[Cost]) -> Cost:
+    total = Cost()
+    for c in costs:
+        total = total + c
+    return total
+
+
+def _cost_summary(method: str, results: Sequence[UserResult]) -> MethodCostSummary:
+    actual = _sum([r.methods[method].cost for r in results])
+    naive = _sum([r.methods[method].naive for r in results])
+    variant = LEARNED_METHODS.get(method)
+    shares: list[str] = []
+    if variant is not None:
+        actual = actual + _sum([r.optimization[variant].cost for r in results])
+        naive = naive + _sum([r.optimization[variant].naive for r in results])
+        shares = sorted(m for m, v in LEARNED_METHODS.items() if v == variant and m != method)
+    return _cost_row(method, actual, naive, shares)
+
+
+def _cost_row(method: str, actual: Cost, naive: Cost, shares: list[str]) -> MethodCostSummary:
+    return MethodCostSummary(
+        method=method,
+        actual=actual,
+        naive=naive,
+        call_ratio=ratio(
+            naive.target_calls + naive.optimizer_calls, actual.target_calls + actual.optimizer_calls
+        ),
+        token_ratio=ratio(naive.total_tokens, actual.total_tokens),
+        shares_optimization_with=shares,
+    )
+
+
+def _total_cost(results: Sequence[UserResult], methods: Sequence[str]) -> MethodCostSummary:
+    """The whole run: every method's test queries, each variant's optimization counted once."""
+    actual = _sum([r.methods[m].cost for r in results for m in methods])
+    naive = _sum([r.methods[m].naive for r in results for m in methods])
+    for r in results:
+        for rec in r.optimization.values():
+            actual, naive = actual + rec.cost, naive + rec.naive
+    return _cost_row("total", actual, naive, [])
+
+
+def build_report(
+    config: BenchConfig,
+    results: Sequence[UserResult],
+    *,
+    target_model: str,
+    optimizer_model: str,
+    wall_seconds: float = 0.0,
+    failed_users: Sequence[str] = (),
+) -> BenchReport:
+    """The run's report from its per-user results (methods every user has, in report order)."""
+    if not results:
+        msg = "build_report needs at least one user result"
+        raise ValueError(msg)
+    methods = [m for m in config.methods if all(m in r.methods for r in results)]
+    reference = (
+        [user_accuracy(r, REFERENCE_METHOD) for r in results]
+        if REFERENCE_METHOD in methods
+        else None
+    )
+    variants = sorted({v for r in results for v in r.optimization})
+    curves = {
+        v: mean_curve([r.optimization[v].curve for r in results if v in r.optimization])
+        for v in variants
+    }
+    draw = (
+        sum(r.methods["random"].accuracy for r in results) / len(results)
+        if "random" in methods
+        else None
+    )
+    costs = [_cost_summary(m, results) for m in methods if m != "random"]
+    costs.append(_total_cost(results, methods))
+    return BenchReport(
+        run_name=config.run_name,
+        dataset=config.dataset,
+        config=config.model_dump(mode="json", by_alias=False),
+        target_model=target_model,
+        optimizer_model=optimizer_model,
+        n_users=len(results),
+        methods=[_summary(m, results, config, reference) for m in methods],
+        random_draw_accuracy=draw,
+        costs=costs,
+        curves=curves,
+        leak_free=all(r.leak_check.ok for r in results),
+        users=list(results),
+        wall_seconds=wall_seconds,
+        failed_users=list(failed_users),
+    )
+
+
+def _fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}x"
+
+
+def format_table(report: BenchReport) -> str:
+    """The report as two plain-text tables (accuracy, then cost), for the terminal and READMEs."""
+    lines = [
+        f"run {report.run_name}: {report.dataset}, {report.n_users} users, "
+        f"target {report.target_model}, optimizer {report.optimizer_model or '-'}",
+        "",
+        f"{'method':<15} {'accuracy':>8}  {'95% CI':<15} {'fermi_rop - method [95% CI]':<28}",
+    ]
+    for m in report.methods:
+        d = m.diff_vs_fermi_rop
+        diff = f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else ""
+        lines.append(
+            f"{m.method:<15} {m.accuracy:>8.3f}  [{m.ci_low:.3f}, {m.ci_high:.3f}]  {diff:<28}"
+        )
+    if report.random_draw_accuracy is not None:
+        lines.append(
+            f"(random: expected accuracy; one seeded draw gave {report.random_draw_accuracy:.3f})"
+        )
+    lines += [
+        "",
+        f"{'cost':<15} {'target':>8} {'optim.':>7} {'tokens':>10} {'wall s':>8} "
+        f"{'naive calls':>11} {'naive tokens':>12} {'calls':>7} {'tokens':>7}",
+    ]
+    for c in report.costs:
+        a, n = c.actual, c.naive
+        lines.append(
+            f"{c.method:<15} {a.target_calls:>8} {a.optimizer_calls:>7} {a.total_tokens:>10} "
+            f"{a.wall_seconds:>8.1f} {n.target_calls + n.optimizer_calls:>11} {n.total_tokens:>12} "
+            f"{_fmt_ratio(c.call_ratio):>7} {_fmt_ratio(c.token_ratio):>7}"
+        )
+    lines.append(
+        "(calls / tokens: naive ÷ actual; fermi_best and fermi_rop share one optimization)"
+    )
+    for v, curve in report.curves.items():
+        lines.append(f"mean best score by iteration, {v}: " + " ".join(f"{x:.3f}" for x in curve))
+    lines.append(f"leak check: {'passed' if report.leak_free else 'FAILED'}")
+    if report.failed_users:
+        lines.append(f"failed users (rerun to retry): {', '.join(report.failed_users)}")
+    return "\n".join(lines)

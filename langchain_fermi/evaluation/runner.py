@@ -1,0 +1,294 @@
+"""Run the benchmark: users in parallel, each saved as it finishes, resumable after a stop.
+
+Layout of a run directory (``benchmarks/results/<run name>/``)::
+
+    config.json          the settings and the fingerprint of those that change results
+    users/<user_id>.json one `UserResult` per finished user (written atomically)
+    cache/scores.sqlite  the shared score cache (git-ignored): a re-run of a half-done user is cheap
+    report.json          the aggregated `BenchReport`
+    accuracy.png, curve.png
+
+A rerun with the same settings skips the users whose file exists; with different settings it
+refuses (pass ``fresh=True`` to start over) rather than mix incompatible results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from tqdm.auto import tqdm
+
+from langchain_fermi.evaluation.config import BenchConfig
+from langchain_fermi.evaluation.meter import TestScorer
+from langchain_fermi.evaluation.retrievers import CachedEmbedder
+from langchain_fermi.evaluation.schema import BenchReport, UserResult
+from langchain_fermi.evaluation.userrun import BenchContext, TestLeakError, evaluate_user
+from langchain_fermi.types import UserProfile
+
+__all__ = ["config_fingerprint", "load_finished", "run_benchmark", "save_user_result"]
+
+logger = logging.getLogger(__name__)
+
+# Settings that do not change any user's numbers: changing them keeps finished users valid.
+_NEUTRAL_FIELDS = frozenset(
+    {
+        "run_name",
+        "results_dir",
+        "data_dir",
+        "max_users",
+        "methods",
+        "max_total_calls",
+        "jobs",
+        "bootstrap_samples",
+    }
+)
+
+
+def config_fingerprint(config: BenchConfig, target_id: str, optimizer_id: str | None) -> str:
+    """Hash of every setting that changes a user's results, models included."""
+    data = config.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS))
+    data["target_model_id"] = target_id
+    data["optimizer_model_id"] = optimizer_id
+    raw = json.dumps(data, sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_user_result(users_dir: Path, result: UserResult) -> Path:
+    """Write ``users/<user_id>.json`` atomically (an interrupted write leaves no half file)."""
+    users_dir.mkdir(parents=True, exist_ok=True)
+    path = users_dir / f"{result.user_id}.json"
+    _write_atomic(path, result.model_dump_json(indent=1))
+    return path
+
+
+def load_finished(
+    users_dir: Path, fingerprint: str, methods: Sequence[str]
+) -> dict[str, UserResult]:
+    """Finished users of an earlier run with the same fingerprint that cover ``methods``."""
+    done: dict[str, UserResult] = {}
+    if not users_dir.is_dir():
+        return done
+    for path in sorted(users_dir.glob("*.json")):
+        try:
+            result = UserResult.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            logger.warning("ignoring unreadable result %s: %s", path, e)
+            continue
+        if result.fingerprint != fingerprint:
+            continue
+        if all(m in result.methods for m in methods):
+            done[result.user_id] = result
+    return done
+
+
+def _check_run_dir(config: BenchConfig, fingerprint: str, fresh: bool) -> None:
+    run_dir = config.run_dir
+    cfg_file = run_dir / "config.json"
+    if fresh and run_dir.exists():
+        for sub in ("users", "cache"):
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
+        for name in ("config.json", "report.json"):
+            (run_dir / name).unlink(missing_ok=True)
+    elif cfg_file.is_file():
+        old = json.loads(cfg_file.read_text(encoding="utf-8"))
+        if old.get("fingerprint") != fingerprint:
+            changed = sorted(
+                k
+                for k, v in config.model_dump(mode="json").items()
+                if k not in _NEUTRAL_FIELDS and old.get("config", {}).get(k) != v
+            )
+            msg = (
+                f"run {config.run_name!r} in {run_dir} was made with other settings "
+                f"({', '.join(changed) or 'models'}); use another run name or --fresh"
+            )
+            raise ValueError(msg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"fingerprint": fingerprint, "config": config.model_dump(mode="json")}
+    _write_atomic(cfg_file, json.dumps(payload, indent=1))
+
+
+def _models(
+    config: BenchConfig, target: BaseChatModel | None, optimizer: BaseChatModel | None
+) -> tuple[BaseChatModel, BaseChatModel | None]:
+    from langchain_fermi.models import get_chat_model
+
+    if target is None:
+        target = get_chat_model(
+            config.target_model, role="target", temperature=config.target_temperature
+        )
+    if optimizer is None and config.variants():
+        optimizer = get_chat_model(
+            config.optimizer_model, role="optimizer", temperature=config.optimizer_temperature
+        )
+    return target, optimizer
+
+
+def _embedder(config: BenchConfig, embeddings: Embeddings | None) -> CachedEmbedder | None:
+    if not {"few_shot_dense", "fermi_rop"} & set(config.methods):
+        return None
+    if embeddings is None:
+        from langchain_fermi.embeddings import MiniLMEmbeddings
+
+        embeddings = MiniLMEmbeddings()
+    return CachedEmbedder(embeddings)
+
+
+def _calls(result: UserResult) -> int:
+    total = sum(r.cost.target_calls + r.cost.optimizer_calls for r in result.optimization.values())
+    return total + sum(m.cost.target_calls for m in result.methods.values())
+
+
+def _run_users(
+    todo: Sequence[UserProfile],
+    ctx: BenchContext,
+    on_done: Callable[[UserResult], None],
+    spent: int,
+) -> list[str]:
+    """Evaluate users, ``ctx.config.jobs`` at a time; returns the ids that failed."""
+    cfg = ctx.config
+    failed: list[str] = []
+    queue = list(todo)
+    running: dict[Future[UserResult], str] = {}
+    bar = tqdm(total=len(todo), desc="users", unit="user", disable=not ctx.show_progress)
+    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        while queue or running:
+            capped = cfg.max_total_calls is not None and spent >= cfg.max_total_calls
+            while queue and len(running) < cfg.jobs and not capped:
+                user = queue.pop(0)
+                running[pool.submit(evaluate_user, user, ctx)] = user.user_id
+            if capped and queue:
+                logger.warning(
+                    "call cap %d reached (%d calls): %d user(s) not started",
+                    cfg.max_total_calls,
+                    spent,
+                    len(queue),
+                )
+                queue.clear()
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                uid = running.pop(fut)
+                try:
+                    result = fut.result()
+                except TestLeakError:
+                    raise
+                except Exception:
+                    logger.exception("user %s failed; it will be retried on the next run", uid)
+                    failed.append(uid)
+                else:
+                    spent += _calls(result)
+                    on_done(result)
+                    best = result.methods.get("fermi_rop") or next(iter(result.methods.values()))
+                    bar.set_postfix(user=uid, acc=f"{best.accuracy:.2f}")
+                bar.update(1)
+    bar.close()
+    return failed
+
+
+def run_benchmark(
+    config: BenchConfig,
+    *,
+    users: Sequence[UserProfile] | None = None,
+    target: BaseChatModel | None = None,
+    optimizer: BaseChatModel | None = None,
+    embeddings: Embeddings | None = None,
+    progress: bool = True,
+    fresh: bool = False,
+    console: Callable[[str], Any] | None = print,
+) -> BenchReport:
+    """Run (or resume) a benchmark and write its report, plots and per-user results.
+
+    Args:
+        config: The settings.
+        users: The users to evaluate (the first ``max_users``); default: sampled from the
+            dataset in ``config.data_dir`` / the shared data folder.
+        target: The target model; default ``get_chat_model(config.target_model)``.
+        optimizer: The optimizer model; default ``get_chat_model(config.optimizer_model)``.
+        embeddings: For the dense retriever and Retrieval-of-Prompt; default `MiniLMEmbeddings`.
+        progress: Show progress bars.
+        fresh: Delete this run's earlier results and cache first.
+        console: Where the summary table goes (``None``: nowhere).
+
+    Returns:
+        The report, also written to ``<run dir>/report.json``.
+    """
+    from langchain_fermi.evaluation.plots import write_plots
+    from langchain_fermi.evaluation.report import build_report, format_table
+    from langchain_fermi.models import model_id
+    from langchain_fermi.scoring import ScoreCache
+
+    start = time.perf_counter()
+    target, optimizer = _models(config, target, optimizer)
+    fingerprint = config_fingerprint(
+        config, model_id(target), model_id(optimizer) if optimizer is not None else None
+    )
+    _check_run_dir(config, fingerprint, fresh)
+    if users is None:
+        from langchain_fermi.evaluation.datasets import load_bench_users
+
+        users = load_bench_users(config)
+    users = list(users)[: config.max_users]
+    cache = ScoreCache(config.run_dir / "cache" / "scores.sqlite")
+    ctx = BenchContext(
+        config=config,
+        target=target,
+        optimizer=optimizer,
+        scorer=TestScorer(target, cache),
+        cache=cache,
+        embedder=_embedder(config, embeddings),
+        fingerprint=fingerprint,
+        show_progress=progress,
+    )
+    users_dir = config.run_dir / "users"
+    done = load_finished(users_dir, fingerprint, config.methods)
+    results = {u.user_id: done[u.user_id] for u in users if u.user_id in done}
+    todo = [u for u in users if u.user_id not in done]
+    if done:
+        logger.info(
+            "resuming %s: %d user(s) done, %d to go", config.run_name, len(results), len(todo)
+        )
+
+    def on_done(result: UserResult) -> None:
+        save_user_result(users_dir, result)
+        results[result.user_id] = result
+
+    spent = sum(_calls(r) for r in results.values())
+    try:
+        failed = _run_users(todo, ctx, on_done, spent)
+    finally:
+        cache.close()
+    ordered = [results[u.user_id] for u in users if u.user_id in results]
+    if not ordered:
+        msg = f"run {config.run_name!r}: no user finished ({len(todo)} attempted)"
+        raise RuntimeError(msg)
+    report = build_report(
+        config,
+        ordered,
+        target_model=model_id(target),
+        optimizer_model=model_id(optimizer) if optimizer is not None else "",
+        wall_seconds=time.perf_counter() - start,
+        failed_users=failed,
+    )
+    report.plots = [str(p.name) for p in write_plots(report, config.run_dir)]
+    _write_atomic(config.run_dir / "report.json", report.model_dump_json(indent=1))
+    if console is not None:
+        console(format_table(report))
+    return report

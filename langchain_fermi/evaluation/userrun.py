@@ -1,0 +1,323 @@
+"""Evaluate every selected method on one user: optimize on 20 opinions, answer 30 held-out ones.
+
+The learned methods (OPRO, Fermi) get a copy of the user that holds only the optimization
+opinions, and the graph's score cache is wrapped per user to record every question the target
+model is asked while optimizing; `LeakCheck` then proves no test question was among them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+
+from langchain_fermi.data import split_user
+from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
+from langchain_fermi.evaluation.costs import naive_optimization_cost, naive_query_cost
+from langchain_fermi.evaluation.meter import RecordingCache, TestScorer
+from langchain_fermi.evaluation.methods import (
+    MethodPrompts,
+    best_prompts,
+    few_shot_prompts,
+    profile_prompts,
+    retrieval_of_prompt,
+    scored_opinions,
+    zero_shot_prompts,
+)
+from langchain_fermi.evaluation.metrics import accuracy, random_draws, random_expected_accuracy
+from langchain_fermi.evaluation.retrievers import Bm25Retriever, CachedEmbedder, DenseRetriever
+from langchain_fermi.evaluation.schema import (
+    LeakCheck,
+    MethodResult,
+    OptimizationRecord,
+    UserResult,
+)
+from langchain_fermi.types import Cost, FermiResult, Opinion, UserProfile
+
+__all__ = ["BenchContext", "TestLeakError", "evaluate_user", "optimize_variant"]
+
+logger = logging.getLogger(__name__)
+
+
+class TestLeakError(RuntimeError):
+    """A test question was scored during optimization: the run's numbers would be invalid."""
+
+
+@dataclass
+class BenchContext:
+    """What every user of a run shares: settings, models, the score cache and the embedder."""
+
+    config: BenchConfig
+    target: BaseChatModel
+    optimizer: BaseChatModel | None
+    scorer: TestScorer
+    cache: Any
+    """The on-disk `ScoreCache` shared by the optimization and the test queries."""
+    embedder: CachedEmbedder | None
+    fingerprint: str
+    show_progress: bool = False
+
+
+def user_seed(seed: int, user_id: str) -> int:
+    """A per-user seed that is the same in every process (``hash()`` is salted per process)."""
+    return zlib.crc32(f"{seed}:{user_id}".encode())
+
+
+def optimize_variant(
+    user: UserProfile, variant: Literal["fermi", "opro"], ctx: BenchContext
+) -> tuple[FermiResult, RecordingCache]:
+    """Run the graph for one variant on the user's optimization opinions only."""
+    from langchain_fermi.graph import optimize_user
+
+    if ctx.optimizer is None:
+        msg = f"method(s) {sorted(LEARNED_METHODS)} need an optimizer model"
+        raise ValueError(msg)
+    recorder = RecordingCache(ctx.cache)
+    result = optimize_user(
+        user,
+        ctx.target,
+        ctx.optimizer,
+        config=ctx.config.fermi_config(variant),
+        cache=recorder,
+        progress=ctx.show_progress,
+    )
+    return result, recorder
+
+
+def optimization_cost(
+    result: FermiResult, recorder: RecordingCache, optimize: Sequence[Opinion], scorer: TestScorer
+) -> tuple[Cost, Cost]:
+    """The optimization's actual and naive cost, target tokens counted the same way for both.
+
+    The graph reports target tokens in the local model's own tokenizer and lumps them with the
+    optimizer's; here the target calls actually made are the answers written to the cache by
+    this optimization (``recorder.fresh``), re-counted with `call_tokens` like the naive loop's,
+    and the optimizer's share is what remains of the graph's total.
+    """
+    by_id = {o.id: o for o in optimize}
+    fresh_pairs: dict[str, tuple[str, Opinion]] = {}
+    for p in result.prompts:
+        for i in p.opinion_ids:
+            key = scorer.key(p.text, by_id[i])
+            if key in recorder.fresh:
+                fresh_pairs.setdefault(key, (p.text, by_id[i]))
+    answers = list(recorder.fresh.values())
+    graph_prompt = sum(a.prompt_tokens for a in answers)
+    graph_completion = sum(a.completion_tokens for a in answers)
+    optimizer = Cost(
+        optimizer_calls=result.cost.optimizer_calls,
+        prompt_tokens=max(0, result.cost.prompt_tokens - graph_prompt),
+        completion_tokens=max(0, result.cost.completion_tokens - graph_completion),
+    )
+    target = naive_query_cost(fresh_pairs.values())
+    actual = optimizer + Cost(
+        target_calls=len(recorder.fresh),
+        prompt_tokens=target.prompt_tokens,
+        completion_tokens=graph_completion,
+        cache_hits=result.cost.cache_hits,
+        wall_seconds=result.cost.wall_seconds,
+    )
+    return actual, naive_optimization_cost(result, optimize, optimizer=optimizer)
+
+
+def _record(
+    result: FermiResult, recorder: RecordingCache, optimize: Sequence[Opinion], ctx: BenchContext
+) -> OptimizationRecord:
+    best = result.best
+    actual, naive = optimization_cost(result, recorder, optimize, ctx.scorer)
+    return OptimizationRecord(
+        variant=result.variant,
+        curve=list(result.curve),
+        stop_reason=result.stop_reason,
+        cost=actual,
+        naive=naive,
+        reported_cost=result.cost,
+        prompts_scored=len(result.prompts),
+        pairs_scored=sum(len(p.opinion_ids) for p in result.prompts),
+        best_prompt=best.text,
+        best_score=best.score,
+        memory=[
+            {"text": p.text, "score": p.score, "iteration": p.iteration} for p in result.memory
+        ],
+    )
+
+
+def leak_check(
+    results: Sequence[FermiResult],
+    recorders: Sequence[RecordingCache],
+    optimize: Sequence[Opinion],
+    test: Sequence[Opinion],
+    scorer: TestScorer,
+) -> LeakCheck:
+    """Compare what the optimization scored with the test set, by id and by cache key.
+
+    Args:
+        results: The variants' optimization results (every prompt they scored).
+        recorders: The per-user cache views the optimizations ran with.
+        optimize: The optimization opinions.
+        test: The held-out opinions.
+        scorer: Computes cache keys the way the target's scorer does.
+    """
+    scored = sorted({i for r in results for p in r.prompts for i in p.opinion_ids})
+    allowed = {o.id for o in optimize}
+    test_ids = {o.id for o in test}
+    bad_ids = sorted(i for i in scored if i in test_ids or i not in allowed)
+    looked_up: set[str] = set().union(*(rec.keys for rec in recorders)) if recorders else set()
+    prompts = {p.text for r in results for p in r.prompts}
+    by_id = {o.id: o for o in optimize}
+    verified = any(
+        scorer.key(p.text, by_id[i]) in looked_up
+        for r in results
+        for p in r.prompts
+        for i in p.opinion_ids
+        if i in by_id
+    )
+    # A test question with the exact text and choices of an optimization opinion shares its
+    # cache key; only keys that can come from the test set alone count as a leak.
+    opt_keys = {(o.question, tuple(o.choices)) for o in optimize}
+    seen = sorted(
+        o.id
+        for o in test
+        if (o.question, tuple(o.choices)) not in opt_keys
+        and any(scorer.key(p, o) in looked_up for p in prompts)
+    )
+    return LeakCheck(
+        scored_ids=scored,
+        test_ids_scored=bad_ids,
+        keys_looked_up=len(looked_up),
+        cache_verified=verified,
+        test_questions_seen=seen,
+    )
+
+
+def _method_prompts(
+    method: str,
+    user: UserProfile,
+    optimize: Sequence[Opinion],
+    test: Sequence[Opinion],
+    learned: dict[str, FermiResult],
+    ctx: BenchContext,
+) -> MethodPrompts:
+    cfg = ctx.config
+    if method == "zero_shot":
+        return zero_shot_prompts(test, cfg.neutral_prompt)
+    if method == "profile":
+        return profile_prompts(user, test)
+    if method == "few_shot_bm25":
+        return few_shot_prompts(
+            user,
+            test,
+            Bm25Retriever(optimize),
+            k=cfg.few_shot_k,
+            with_profile=cfg.few_shot_with_profile,
+        )
+    if method == "few_shot_dense":
+        return few_shot_prompts(
+            user,
+            test,
+            DenseRetriever(_embedder(ctx), optimize),
+            k=cfg.few_shot_k,
+            with_profile=cfg.few_shot_with_profile,
+        )
+    if method in ("opro", "fermi_best"):
+        return best_prompts(learned[LEARNED_METHODS[method]], test)
+    if method == "fermi_rop":
+        result = learned["fermi"]
+        retriever = DenseRetriever(_embedder(ctx), scored_opinions(result, optimize))
+        return retrieval_of_prompt(result, test, retriever, num_neighbors=cfg.num_neighbors)
+    msg = f"unknown method {method!r}"
+    raise ValueError(msg)
+
+
+def _embedder(ctx: BenchContext) -> CachedEmbedder:
+    if ctx.embedder is None:
+        msg = "the dense few-shot and Retrieval-of-Prompt methods need an embedder"
+        raise ValueError(msg)
+    return ctx.embedder
+
+
+def _random_result(user_id: str, test: Sequence[Opinion], seed: int) -> MethodResult:
+    draws = random_draws(test, seed=user_seed(seed, user_id))
+    correct = [int(d == o.answer_index) for d, o in zip(draws, test, strict=True)]
+    return MethodResult(
+        accuracy=accuracy(correct),
+        correct=correct,
+        predictions=list(draws),
+        expected_accuracy=random_expected_accuracy(test),
+    )
+
+
+def run_method(
+    method: str,
+    user: UserProfile,
+    optimize: Sequence[Opinion],
+    test: Sequence[Opinion],
+    learned: dict[str, FermiResult],
+    ctx: BenchContext,
+) -> MethodResult:
+    """Answer the user's test questions with one method and grade the answers."""
+    if method == "random":
+        return _random_result(user.user_id, test, ctx.config.seed)
+    built = _method_prompts(method, user, optimize, test, learned, ctx)
+    pairs = list(zip(built.prompts, test, strict=True))
+    predictions, cost = ctx.scorer.predict(pairs)
+    correct = [
+        int(p is not None and p == o.answer_index) for p, o in zip(predictions, test, strict=True)
+    ]
+    return MethodResult(
+        accuracy=accuracy(correct),
+        correct=correct,
+        predictions=predictions,
+        cost=cost,
+        naive=naive_query_cost(pairs),
+        detail=built.detail,
+    )
+
+
+def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
+    """Split, optimize (each variant once), run every method and check for test leakage.
+
+    Raises:
+        ValueError: The user has no test question left after the split.
+        TestLeakError: The optimization scored a test question (never expected; a bug guard).
+    """
+    cfg = ctx.config
+    start = time.perf_counter()
+    optimize_user_, test = split_user(
+        user, n_optimize=cfg.n_optimize, n_test=cfg.n_test, seed=cfg.seed
+    )
+    if not test:
+        msg = f"user {user.user_id!r}: no test question left after the split"
+        raise ValueError(msg)
+    optimize = list(optimize_user_.opinions)
+    learned: dict[str, FermiResult] = {}
+    recorders: list[RecordingCache] = []
+    records: dict[str, OptimizationRecord] = {}
+    for variant in cfg.variants():
+        result, recorder = optimize_variant(optimize_user_, variant, ctx)
+        learned[variant] = result
+        recorders.append(recorder)
+        records[variant] = _record(result, recorder, optimize, ctx)
+    leak = leak_check(list(learned.values()), recorders, optimize, test, ctx.scorer)
+    if not leak.ok:
+        msg = (
+            f"user {user.user_id!r}: test opinions scored during optimization: "
+            f"{leak.test_ids_scored or leak.test_questions_seen}"
+        )
+        raise TestLeakError(msg)
+    methods = {m: run_method(m, user, optimize, test, learned, ctx) for m in cfg.methods}
+    return UserResult(
+        user_id=user.user_id,
+        fingerprint=ctx.fingerprint,
+        optimize_ids=[o.id for o in optimize],
+        test_ids=[o.id for o in test],
+        methods=methods,
+        optimization=records,
+        leak_check=leak,
+        wall_seconds=time.perf_counter() - start,
+    )
