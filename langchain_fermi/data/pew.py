@@ -161,8 +161,9 @@ def _attribute_columns(
         name, col = PEW_DEMOGRAPHICS[key]
         if col in columns and col in meta_labels:
             out[name] = col
-        else:
-            logger.warning("demographic %s (%s) is not in the file; left out", key, col)
+    if len(out) < len(keys):
+        absent = [PEW_DEMOGRAPHICS[k][1] for k in keys if PEW_DEMOGRAPHICS[k][0] not in out]
+        logger.warning("demographic columns not in the file (or unlabelled), left out: %s", absent)
     return out
 
 
