@@ -1,0 +1,359 @@
+"""The steps of Fermi's loop: one small function per graph node, each with an async twin.
+
+Each node takes the state and a `FermiContext` (config and models, bound by the builder's
+closure, never stored in state) and returns a small state update. Sync and async twins share
+the pure code; only the model calls differ (``batch``/``score`` vs ``abatch``/``ascore``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langgraph.graph import END
+from langgraph.types import Overwrite
+
+from langchain_fermi.graph.prompts import (
+    build_meta_prompt,
+    initial_prompt,
+    normalize_prompt,
+    parse_bracketed,
+)
+from langchain_fermi.graph.rules import (
+    budget_spent,
+    misaligned_cases,
+    split_scoring_and_demos,
+    stop_reason,
+    top_memory,
+)
+from langchain_fermi.graph.sampling import asample_replies, replies_cost, sample_replies
+from langchain_fermi.graph.state import (
+    DROP_REASONS,
+    FermiState,
+    costs,
+    dump_prompts,
+    load_prompts,
+    load_user,
+)
+from langchain_fermi.scoring import AnswerScorer, ScoredAnswer, agreement
+from langchain_fermi.types import Cost, FermiConfig, Opinion, ScoredPrompt
+
+__all__ = [
+    "NODE_FUNCTIONS",
+    "FermiContext",
+    "aevaluate_candidates",
+    "agenerate_candidates",
+    "evaluate_candidates",
+    "extract_misaligned",
+    "generate_candidates",
+    "meta_prompt",
+    "should_continue",
+    "split_opinions",
+    "update_memory",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FermiContext:
+    """What the nodes need besides the state; kept out of state so checkpoints stay small."""
+
+    config: FermiConfig
+    optimizer: BaseChatModel
+    scorer: AnswerScorer
+
+    @property
+    def target_id(self) -> str:
+        """The target model's cache id (`model_id`)."""
+        return self.scorer.model_id
+
+
+def _emit(event: dict[str, Any]) -> None:
+    """Send a progress event to ``stream_mode="custom"`` consumers (no-op outside a run)."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        get_stream_writer()(event)
+    except Exception:  # no run context (a direct call), or async on Python < 3.11
+        logger.debug("no stream writer for %s", event.get("event"))
+
+
+def _with_cost(state: FermiState, delta: Cost, started: float) -> dict[str, Any]:
+    delta.wall_seconds += time.perf_counter() - started
+    return (costs(state.get("iteration_cost")) + delta).model_dump(mode="json")
+
+
+def _opinions(state: FermiState, key: str) -> list[Opinion]:
+    by_id = {o.id: o for o in load_user(state).opinions}
+    return [by_id[i] for i in state.get(key, [])]  # type: ignore[literal-required]
+
+
+# ------------------------------------------------------------------------------ split
+
+
+def split_opinions(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
+    """Validate the user, split the opinions (seeded) and reset the accumulators.
+
+    Accumulated lists are written with `Overwrite`, so a thread that already holds an older
+    run starts clean instead of appending to it.
+    """
+    user = load_user(state)
+    scoring, demos = split_scoring_and_demos(
+        user.opinions, user.user_id, demo_fraction=ctx.config.demo_fraction, seed=ctx.config.seed
+    )
+    zero = Cost().model_dump(mode="json")
+    return {
+        "scoring_ids": scoring,
+        "demo_ids": demos,
+        "iteration": 0,
+        "candidates": [],
+        "new_scored": [],
+        "scored": Overwrite([]),
+        "memory": [],
+        "curve": Overwrite([]),
+        "iteration_cost": zero,
+        "cost_per_iteration": Overwrite([]),
+        "cost": zero,
+        "dropped": dict.fromkeys(DROP_REASONS, 0),
+        "stop_reason": "",
+    }
+
+
+# ------------------------------------------------------------------------------ generate
+
+
+def _initial_candidates(state: FermiState) -> list[str]:
+    """Iteration 0: the profile prompt, then any warm-start prompts, without duplicates."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for text in [initial_prompt(load_user(state)), *state.get("warm_start", [])]:
+        key = normalize_prompt(text)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(text.strip())
+    return out
+
+
+def meta_prompt(state: FermiState, ctx: FermiContext) -> str:
+    """The optimizer's prompt for the current memory (Fermi's or OPRO's, by ``variant``)."""
+    return build_meta_prompt(
+        ctx.config.variant,
+        load_prompts(state.get("memory")),
+        _opinions(state, "demo_ids")[: ctx.config.max_demos],
+        user=load_user(state),
+        num_questions=len(state.get("scoring_ids", [])),
+        max_failures_shown=ctx.config.max_failures_shown,
+    )
+
+
+def _num_samples(state: FermiState, ctx: FermiContext) -> int:
+    """K, capped by what is left of the optimizer-call budget."""
+    n = ctx.config.num_candidates
+    if ctx.config.max_optimizer_calls is not None:
+        used = costs(state.get("cost")).optimizer_calls
+        n = min(n, max(ctx.config.max_optimizer_calls - used, 0))
+    return n
+
+
+def collect_candidates(
+    state: FermiState, replies: Sequence[BaseMessage]
+) -> tuple[list[str], dict[str, int]]:
+    """Parse the replies; drop and count duplicates (of anything scored or earlier in this
+    batch, whitespace-normalised), empty and unparseable ones."""
+    known = {normalize_prompt(p["text"]) for p in state.get("scored", [])}
+    dropped = {**dict.fromkeys(DROP_REASONS, 0), **(state.get("dropped") or {})}
+    out: list[str] = []
+    for reply in replies:
+        text = parse_bracketed(str(reply.text))
+        key = normalize_prompt(text or "")
+        reason = "unparseable" if text is None else "empty" if not key else ""
+        if not reason and key in known:
+            reason = "duplicate"
+        if reason:
+            dropped[reason] += 1
+            continue
+        known.add(key)
+        out.append(text)  # type: ignore[arg-type]
+    return out, dropped
+
+
+def _generation_update(
+    state: FermiState, prompt: str, replies: list[BaseMessage], calls: int, started: float
+) -> dict[str, Any]:
+    candidates, dropped = collect_candidates(state, replies)
+    delta = replies_cost(prompt, replies, calls)
+    return {
+        "candidates": candidates,
+        "dropped": dropped,
+        "iteration_cost": _with_cost(state, delta, started),
+    }
+
+
+def generate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
+    """Propose this iteration's prompts.
+
+    Iteration 0 scores the initial profile prompt (and any warm-start prompts). Later iterations
+    sample K prompts from the optimizer; duplicates, empty and unparseable outputs are dropped
+    and counted, and the loop goes on even when all K are dropped.
+
+    Raises:
+        LLMCallError: an optimizer call still failed after ``max_retries`` retries.
+    """
+    started = time.perf_counter()
+    if state.get("iteration", 0) == 0:
+        return {"candidates": _initial_candidates(state)}
+    prompt, n = meta_prompt(state, ctx), _num_samples(state, ctx)
+    replies, calls = sample_replies(ctx.optimizer, prompt, n, ctx.config) if n else ([], 0)
+    return _generation_update(state, prompt, replies, calls, started)
+
+
+async def agenerate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
+    """Async `generate_candidates`."""
+    started = time.perf_counter()
+    if state.get("iteration", 0) == 0:
+        return {"candidates": _initial_candidates(state)}
+    prompt, n = meta_prompt(state, ctx), _num_samples(state, ctx)
+    if n:
+        replies, calls = await asample_replies(ctx.optimizer, prompt, n, ctx.config)
+    else:
+        replies, calls = [], 0
+    return _generation_update(state, prompt, replies, calls, started)
+
+
+# ------------------------------------------------------------------------------ evaluate
+
+
+def _scored_prompt(
+    text: str, opinions: list[Opinion], answers: list[ScoredAnswer], state: FermiState, ctx: Any
+) -> ScoredPrompt:
+    correctness = [agreement(a, o) for a, o in zip(answers, opinions, strict=True)]
+    return ScoredPrompt(
+        text=text,
+        score=sum(correctness) / len(correctness),
+        opinion_ids=[o.id for o in opinions],
+        correctness=correctness,
+        answers=[a.answer(o.choices) for a, o in zip(answers, opinions, strict=True)],
+        iteration=state.get("iteration", 0),
+        model=ctx.target_id,
+        variant=ctx.config.variant,
+    )
+
+
+def _answers_cost(answers: list[ScoredAnswer]) -> Cost:
+    """Target calls and tokens of the answers not served from the cache, each counted once."""
+    fresh = list({id(a): a for a in answers if not a.cached}.values())
+    return Cost(
+        target_calls=len(fresh),
+        cache_hits=sum(a.cached for a in answers),
+        prompt_tokens=sum(a.prompt_tokens for a in fresh),
+        completion_tokens=sum(a.completion_tokens for a in fresh),
+    )
+
+
+def _record(
+    state: FermiState, ctx: FermiContext, text: str, answers: list[ScoredAnswer], acc: dict
+) -> bool:
+    """Add one candidate's result to ``acc``; True when a budget ran out (stop scoring)."""
+    acc["spent"] = acc["spent"] + _answers_cost(answers)
+    acc["scored"].append(_scored_prompt(text, acc["opinions"], answers, state, ctx))
+    done, total = len(acc["scored"]), len(state.get("candidates", []))
+    event = {"event": "scored", "iteration": state.get("iteration", 0), "done": done}
+    _emit({**event, "total": total, "score": acc["scored"][-1].score})
+    return budget_spent(costs(state.get("cost")) + acc["spent"], ctx.config) is not None
+
+
+def _evaluation_update(state: FermiState, acc: dict, started: float) -> dict[str, Any]:
+    return {
+        "new_scored": dump_prompts(acc["scored"]),
+        "candidates": [],
+        "iteration_cost": _with_cost(state, acc["spent"], started),
+    }
+
+
+def evaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
+    """Score each candidate on the scoring opinions through the `AnswerScorer`.
+
+    The scorer's `ScoreCache` guarantees a (model, prompt, question) is never sent twice, also
+    across a resume when the cache is on disk. When a budget runs out mid-iteration, the
+    candidates not yet scored are skipped (the budget stop rule then ends the loop).
+    """
+    started = time.perf_counter()
+    acc = {"spent": Cost(), "scored": [], "opinions": _opinions(state, "scoring_ids")}
+    for text in state.get("candidates", []):
+        answers = ctx.scorer.score([(text, o) for o in acc["opinions"]])
+        if _record(state, ctx, text, answers, acc):
+            break
+    return _evaluation_update(state, acc, started)
+
+
+async def aevaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
+    """Async `evaluate_candidates`."""
+    started = time.perf_counter()
+    acc = {"spent": Cost(), "scored": [], "opinions": _opinions(state, "scoring_ids")}
+    for text in state.get("candidates", []):
+        answers = await ctx.scorer.ascore([(text, o) for o in acc["opinions"]])
+        if _record(state, ctx, text, answers, acc):
+            break
+    return _evaluation_update(state, acc, started)
+
+
+# ------------------------------------------------------------------------------ misaligned
+
+
+def extract_misaligned(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
+    """Attach to each new prompt its mis-aligned responses: (index, question, user's answer,
+    model's answer) where ``s < tau``; the first memory entry shows them to the optimizer."""
+    opinions = _opinions(state, "scoring_ids")
+    prompts = [
+        sp.model_copy(update={"misaligned": misaligned_cases(sp, opinions, ctx.config.tau)})
+        for sp in load_prompts(state.get("new_scored"))
+    ]
+    return {"new_scored": dump_prompts(prompts)}
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def update_memory(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
+    """Keep the top-L prompts (ties: the earlier scored first), extend the curve and the
+    costs, and record the stop reason that `should_continue` routes on."""
+    started = time.perf_counter()
+    new = load_prompts(state.get("new_scored"))
+    memory = top_memory(load_prompts(state.get("memory")), new, ctx.config.memory_size)
+    best = memory[0].score if memory else 0.0
+    it_cost = costs(_with_cost(state, Cost(), started))
+    total = costs(state.get("cost")) + it_cost
+    iteration = state.get("iteration", 0)
+    reason = stop_reason(iteration, [*state.get("curve", []), best], total, ctx.config)
+    return {
+        "scored": dump_prompts(new),
+        "memory": dump_prompts(memory),
+        "curve": [best],
+        "cost_per_iteration": [it_cost.model_dump(mode="json")],
+        "cost": total.model_dump(mode="json"),
+        "iteration_cost": Cost().model_dump(mode="json"),
+        "iteration": iteration + 1,
+        "new_scored": [],
+        "stop_reason": reason,
+    }
+
+
+def should_continue(state: FermiState) -> str:
+    """Route after `update_memory`: back to ``generate_candidates``, or ``END`` once stopped."""
+    return END if state.get("stop_reason") else "generate_candidates"
+
+
+NODE_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]] = {
+    "split_opinions": (split_opinions, None),
+    "generate_candidates": (generate_candidates, agenerate_candidates),
+    "evaluate_candidates": (evaluate_candidates, aevaluate_candidates),
+    "extract_misaligned": (extract_misaligned, None),
+    "update_memory": (update_memory, None),
+}
+"""Node name -> (sync, async) function; pure nodes need no async twin."""

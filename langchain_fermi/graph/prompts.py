@@ -1,0 +1,234 @@
+"""The texts Fermi sends: the initial profile prompt, the Fermi and OPRO meta-prompts, and the
+parser that reads the optimizer's new prompt back from square brackets.
+
+Templates are module constants filled with ``str.format`` so they can be read, diffed and
+overridden in one place. Everything here is pure (no I/O, no model calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_fermi.questions import format_question
+from langchain_fermi.types import OPTION_LETTERS, MisalignedCase, Opinion, ScoredPrompt, UserProfile
+
+__all__ = [
+    "FERMI_META_PROMPT",
+    "INITIAL_PROMPT",
+    "INSERTION_MARKER",
+    "OPRO_META_PROMPT",
+    "build_meta_prompt",
+    "format_demos",
+    "format_fermi_memory",
+    "format_opro_memory",
+    "initial_prompt",
+    "normalize_prompt",
+    "parse_bracketed",
+]
+
+INSERTION_MARKER = "<INS>"
+"""Where the new text goes in the demonstrations (OPRO's convention)."""
+
+INITIAL_PROMPT = (
+    "Here is some information about a person.\n"
+    "{profile}\n\n"
+    "Answer the following question as this person would. "
+    "Choose the proper answer among the choices."
+)
+"""P_0: the profile text + "choose the proper answer among the choices" (FERMI.md)."""
+
+NO_PROFILE = "(no personal information is known)"
+
+FERMI_META_PROMPT = """\
+Your task is to write a text (an instruction) for an AI model so that it answers \
+multiple-choice questions exactly as a specific person would, given that person's information. \
+The model reads your text, then one question with lettered choices, and answers with one letter. \
+Each answer is compared with the person's own answer: 1 if they are the same, 0 if not. \
+The score of a text is the mean over {num_questions} questions (from 0 to 1, higher is better).
+
+Personal information about the person:
+{profile}
+
+Below are previous texts with their scores, in ascending order of score, and the questions \
+where the model's answer was mis-aligned with the person's answer.
+
+{memory}
+{demos}
+Write a new text that is different from all the texts above and makes the model answer as this \
+person would, so that it scores as high as possible. Learn from the mis-aligned answers: what \
+about this person do they reveal? Write the new text in square brackets, like [new text], and \
+use square brackets nowhere else."""
+
+OPRO_META_PROMPT = """\
+Your task is to write an instruction for an AI model that answers multiple-choice questions. \
+Each answer is scored against a reference answer; the score of an instruction is the fraction \
+of answers that match (from 0 to 1, higher is better).
+
+Below are previous instructions with their scores, in ascending order of score.
+
+{memory}
+{demos}
+Write a new instruction that is different from all the instructions above and has a score as \
+high as possible. Write the new instruction in square brackets, like [new instruction], and use \
+square brackets nowhere else."""
+
+DEMOS_HEADER = (
+    "Below are examples of the person's own answers. The text is inserted where "
+    f"{INSERTION_MARKER} appears, before the question.\n"
+)
+OPRO_DEMOS_HEADER = (
+    "Below are examples of the problems, with reference answers. The instruction is inserted "
+    f"where {INSERTION_MARKER} appears, before the question.\n"
+)
+
+
+def initial_prompt(user: UserProfile) -> str:
+    """The profile-only prompt that starts every optimization (iteration 0)."""
+    return INITIAL_PROMPT.format(profile=user.profile_text() or NO_PROFILE)
+
+
+def normalize_prompt(text: str) -> str:
+    """Whitespace-normalised form used to detect duplicate prompts."""
+    return " ".join(text.split())
+
+
+def _option(choices: Sequence[str], answer: str | None) -> str:
+    if answer is None:
+        return "(no valid answer)"
+    if answer in choices:
+        return f"{OPTION_LETTERS[list(choices).index(answer)]}. {answer}"
+    return answer
+
+
+def _case_line(case: MisalignedCase) -> str:
+    options = " ".join(f"({OPTION_LETTERS[i]}) {c}" for i, c in enumerate(case.choices))
+    return (
+        f"- Q{case.index}: {case.question.strip()} Choices: {options}\n"
+        f"  The person's answer: {_option(case.choices, case.user_answer)}. "
+        f"The model's answer: {_option(case.choices, case.model_answer)}."
+    )
+
+
+def format_fermi_memory(memory: Sequence[ScoredPrompt], *, max_failures_shown: int = 10) -> str:
+    """Render the memory for Fermi's meta-prompt, in ascending order of score.
+
+    ``memory`` is best first (as the graph keeps it). The first listed text (the lowest score)
+    shows its mis-aligned cases in full, up to ``max_failures_shown``; each other text shows only
+    the indices of the failures it shares with the first one and the number of its other
+    failures, which keeps the prompt short (the paper's Figure 8, as reported).
+    """
+    ascending = list(reversed(memory))
+    if not ascending:
+        return "(no previous texts)\n"
+    blocks: list[str] = []
+    first = ascending[0]
+    first_ids = {c.opinion_id for c in first.misaligned}
+    for n, sp in enumerate(ascending, start=1):
+        head = f"Text {n}:\n{sp.text.strip()}\nScore: {sp.score:.2f}"
+        if n == 1:
+            shown = first.misaligned[:max_failures_shown]
+            if not first.misaligned:
+                body = "Mis-aligned questions: none."
+            else:
+                lines = [f"Mis-aligned questions ({len(first.misaligned)}):"]
+                lines += [_case_line(c) for c in shown]
+                hidden = len(first.misaligned) - len(shown)
+                if hidden > 0:
+                    lines.append(f"- ... and {hidden} more.")
+                body = "\n".join(lines)
+        else:
+            shared = [c.index for c in sp.misaligned if c.opinion_id in first_ids]
+            other = len(sp.misaligned) - len(shared)
+            shared_txt = ", ".join(f"Q{i}" for i in shared) if shared else "none"
+            body = (
+                f"Mis-aligned questions shared with Text 1: {shared_txt}; "
+                f"other mis-aligned questions: {other}."
+            )
+        blocks.append(f"{head}\n{body}\n")
+    return "\n".join(blocks)
+
+
+def format_opro_memory(memory: Sequence[ScoredPrompt]) -> str:
+    """Render the memory for the OPRO meta-prompt: texts and scores only, ascending."""
+    ascending = list(reversed(memory))
+    if not ascending:
+        return "(no previous instructions)\n"
+    return "\n".join(f"text:\n{sp.text.strip()}\nscore:\n{sp.score:.2f}\n" for sp in ascending)
+
+
+def format_demos(demos: Sequence[Opinion], *, header: str = DEMOS_HEADER) -> str:
+    """Render demonstrations with the insertion marker; empty string when there are none."""
+    if not demos:
+        return ""
+    parts = [header]
+    for o in demos:
+        parts.append(
+            f"{INSERTION_MARKER}\n{format_question(o.question, o.choices)}\n"
+            f"Answer: {o.answer_letter} ({o.answer})\n"
+        )
+    return "\n".join(parts)
+
+
+def build_meta_prompt(
+    variant: str,
+    memory: Sequence[ScoredPrompt],
+    demos: Sequence[Opinion],
+    *,
+    user: UserProfile,
+    num_questions: int,
+    max_failures_shown: int = 10,
+    opro_include_demos: bool = False,
+) -> str:
+    """The optimizer's prompt for ``variant`` ``"fermi"`` or ``"opro"``.
+
+    The OPRO ablation shows texts and scores only: no failure cases, no personal framing and no
+    profile (demonstrations only when ``opro_include_demos``, as in the original OPRO paper).
+    """
+    if variant == "opro":
+        shown = demos if opro_include_demos else ()
+        return OPRO_META_PROMPT.format(
+            memory=format_opro_memory(memory),
+            demos=format_demos(shown, header=OPRO_DEMOS_HEADER),
+        )
+    if variant == "fermi":
+        return FERMI_META_PROMPT.format(
+            num_questions=num_questions,
+            profile=user.profile_text() or NO_PROFILE,
+            memory=format_fermi_memory(memory, max_failures_shown=max_failures_shown),
+            demos=format_demos(demos),
+        )
+    msg = f"unknown variant {variant!r}; expected 'fermi' or 'opro'"
+    raise ValueError(msg)
+
+
+def parse_bracketed(reply: str | None) -> str | None:
+    """Read the new prompt from the optimizer's reply.
+
+    Returns the content of the last complete top-level ``[...]`` block, stripped; nested
+    brackets stay inside it (``"[Be [very] brief]"`` -> ``"Be [very] brief"``). Degrades
+    gracefully:
+
+    * no complete block but an opening bracket that is never closed (a reply cut off by a
+      token limit): the text after that bracket;
+    * ``"[]"`` or only whitespace inside: ``""`` (the caller counts it as empty);
+    * no opening bracket at all: ``None`` (the caller counts it as unparseable).
+    """
+    if not reply:
+        return None
+    blocks: list[str] = []
+    depth = 0
+    start = -1
+    for i, ch in enumerate(reply):
+        if ch == "[":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "]" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                blocks.append(reply[start + 1 : i])
+    if blocks:
+        return blocks[-1].strip()
+    if depth > 0:  # only an unclosed block: take what follows its opening bracket
+        return reply[start + 1 :].strip()
+    return None
