@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,13 +28,17 @@ import numpy as np
 from langchain_fermi.errors import UnknownUserError
 from langchain_fermi.store_client import default_store_path, make_client, resolve_target
 from langchain_fermi.store_records import (
+    DUMP_FORMAT,
+    LRUCache,
     UserRecord,
     UserSnapshot,
     decode_opinion,
     decode_prompt,
+    dump_user,
     encode_opinion,
     encode_prompt,
     key_vector,
+    load_dump,
     normalise_rows,
     opinion_row_id,
     prompt_row_id,
@@ -50,7 +53,6 @@ __all__ = ["DUMP_FORMAT", "FermiStore", "UserSnapshot", "default_store_path", "r
 
 logger = logging.getLogger(__name__)
 
-DUMP_FORMAT = "langchain-fermi.user/1"
 _PAGE = 5000  # rows per paged get(): one get() of a huge collection hits SQLite's variable limit
 _READ_RETRIES = 50  # a save removes the old rows only after the pointer flip: rare retries
 
@@ -100,12 +102,10 @@ class FermiStore:
                 metadata={"hnsw:space": "cosine"},
             )
         self.users, self.opinions, self.prompts = cols["users"], cols["opinions"], cols["prompts"]
-        self.cache_size = cache_size
         self._write_lock = threading.RLock()
-        self._cache_lock = threading.Lock()
-        self._cache: OrderedDict[str, UserSnapshot] = OrderedDict()
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._embed_lock = threading.Lock()
+        self._cache: LRUCache[str, UserSnapshot] = LRUCache(cache_size)
+        self._query_cache: LRUCache[str, np.ndarray] = LRUCache(256)
 
     # -- embeddings ---------------------------------------------------------------------------
     @property
@@ -121,16 +121,10 @@ class FermiStore:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed a query (LRU-cached: the same question is often asked for several users)."""
-        with self._cache_lock:
-            hit = self._query_cache.get(text)
-            if hit is not None:
-                self._query_cache.move_to_end(text)
-                return hit
-        vec = np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
-        with self._cache_lock:
-            self._query_cache[text] = vec
-            while len(self._query_cache) > 256:
-                self._query_cache.popitem(last=False)
+        vec = self._query_cache.get(text)
+        if vec is None:
+            vec = np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
+            self._query_cache.put(text, vec)
         return vec
 
     # -- records --------------------------------------------------------------------------------
@@ -159,8 +153,7 @@ class FermiStore:
         self._invalidate(rec.user_id)
 
     def _invalidate(self, user_id: str) -> None:
-        with self._cache_lock:
-            self._cache.pop(user_id, None)
+        self._cache.pop(user_id)
 
     # -- writes ---------------------------------------------------------------------------------
     def save_user(self, user: UserProfile) -> None:
@@ -297,18 +290,13 @@ class FermiStore:
             if attempt:
                 time.sleep(min(0.001 * attempt, 0.02))
             rec = self._require_record(user_id)
-            with self._cache_lock:
-                snap = self._cache.get(rec.user_id)
-                if snap is not None and snap.record.revision == rec.revision:
-                    self._cache.move_to_end(rec.user_id)
-                    return snap
+            snap = self._cache.get(rec.user_id)
+            if snap is not None and snap.record.revision == rec.revision:
+                return snap
             snap = self._load_snapshot(rec)
             if snap is None:  # rows changed under us: another writer; read the pointer again
                 continue
-            with self._cache_lock:
-                self._cache[rec.user_id] = snap
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            self._cache.put(rec.user_id, snap)
             return snap
         msg = f"user {user_id!r} kept changing while being read; try again"
         raise RuntimeError(msg)
@@ -367,35 +355,38 @@ class FermiStore:
         among = {i for p in snap.prompts for i in p.opinion_ids} if scored_only else None
         return snap.nearest(self.embed_query(question), k, among=among or None)
 
-    # -- export / import ------------------------------------------------------------------------
-    def export_user(self, user_id: str) -> dict[str, Any]:
-        """Everything of one user as JSON-able data (no vectors: re-embedding is deterministic)."""
+    def describe_user(self, user_id: str) -> dict[str, Any]:
+        """Counts and the best score of one user, for listings."""
         snap = self.snapshot(user_id)
+        best = snap.prompts[0] if snap.prompts else None
         return {
-            "format": DUMP_FORMAT,
-            "user": self.get_user(user_id).model_dump(mode="json"),
-            "prompts": [p.model_dump(mode="json") for p in snap.prompts],
-            "summary": snap.record.summary,
+            "user_id": snap.user_id,
+            "opinions": len(snap.opinions),
+            "prompts": len(snap.prompts),
+            "generation": snap.record.generation,
+            "best_score": best.score if best else None,
+            "model": best.model if best else None,
         }
 
+    # -- export / import ------------------------------------------------------------------------
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything of one user as JSON data (see `dump_user`: no vectors, re-embedding is
+        deterministic); `import_user` of it gives back an identical export."""
+        return dump_user(self.snapshot(user_id))
+
     def import_user(self, data: dict[str, Any], *, replace: bool = False) -> str:
-        """Load a dump written by `export_user`; opinions are re-embedded with this store's
+        """Load a dump written by `export_user`, re-embedding the opinions with this store's
         embeddings. Returns the user id.
 
         Raises:
             ValueError: Not a dump, or the user exists and ``replace`` is false.
         """
-        if not isinstance(data, dict) or data.get("format") != DUMP_FORMAT:
-            got = data.get("format") if isinstance(data, dict) else type(data).__name__
-            msg = f"not a langchain-fermi user dump (format {got!r}, expected {DUMP_FORMAT!r})"
-            raise ValueError(msg)
-        user = UserProfile.model_validate(data["user"])
-        prompts = [ScoredPrompt.model_validate(p) for p in data.get("prompts", [])]
+        user, prompts, summary = load_dump(data)
         if self.has_user(user.user_id):
             if not replace:
                 msg = f"user {user.user_id!r} already exists: delete it first or pass replace=True"
                 raise ValueError(msg)
             self.delete_user(user.user_id)
         self.save_user(user)
-        self.save_prompts(user.user_id, prompts, summary=data.get("summary"))
+        self.save_prompts(user.user_id, prompts, summary=summary)
         return user.user_id

@@ -11,30 +11,37 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from langchain_fermi.types import FermiResult, MisalignedCase, Opinion, ScoredPrompt
+from langchain_fermi.types import FermiResult, MisalignedCase, Opinion, ScoredPrompt, UserProfile
 
 __all__ = [
+    "DUMP_FORMAT",
     "KEY_DIM",
+    "LRUCache",
     "UserRecord",
     "UserSnapshot",
     "decode_opinion",
     "decode_prompt",
+    "dump_user",
     "encode_opinion",
     "encode_prompt",
     "key_vector",
+    "load_dump",
     "normalise_rows",
     "opinion_row_id",
     "prompt_row_id",
     "result_prompts",
 ]
 
+DUMP_FORMAT = "langchain-fermi.user/1"
 KEY_DIM = 8
 """Dimension of the placeholder vectors of the users and prompts collections (key-value tables)."""
 
@@ -232,3 +239,66 @@ def result_prompts(
     seen: set[str] = set()
     unique = [p for p in chosen if not (p.text in seen or seen.add(p.text))]
     return sorted(unique, key=lambda p: -p.score)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRUCache(Generic[K, V]):
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+def dump_user(snap: UserSnapshot) -> dict[str, Any]:
+    """A user as plain JSON data: profile, opinions, prompts (best first) and result summary.
+
+    Vectors are left out: importing re-embeds the questions, which is deterministic for the
+    same embedding model and lets a dump move to a store that uses another one.
+    """
+    user = UserProfile(
+        user_id=snap.user_id, attributes=snap.record.attributes, opinions=list(snap.opinions)
+    )
+    return {
+        "format": DUMP_FORMAT,
+        "user": user.model_dump(mode="json"),
+        "prompts": [p.model_dump(mode="json") for p in snap.prompts],
+        "summary": snap.record.summary,
+    }
+
+
+def load_dump(data: Any) -> tuple[UserProfile, list[ScoredPrompt], dict[str, Any] | None]:
+    """Validate a `dump_user` dump.
+
+    Raises:
+        ValueError: Not a dump of this format, or invalid content.
+    """
+    if not isinstance(data, dict) or data.get("format") != DUMP_FORMAT:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        msg = f"not a langchain-fermi user dump (format {got!r}, expected {DUMP_FORMAT!r})"
+        raise ValueError(msg)
+    user = UserProfile.model_validate(data["user"])
+    prompts = [ScoredPrompt.model_validate(p) for p in data.get("prompts") or []]
+    return user, prompts, data.get("summary")
