@@ -116,6 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="users in parallel (local llama.cpp models serialise on one lock)",
     )
     r.add_argument("--bootstrap-samples", type=int, default=d["bootstrap_samples"].default)
+    r.add_argument(
+        "--naive-probe",
+        type=int,
+        default=d["naive_probe"].default,
+        help="time this many plain chat calls to estimate the naive loop's time (0: skip)",
+    )
     r.add_argument("--fresh", action="store_true", help="delete this run's results and cache first")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -156,6 +162,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         "max_total_calls": args.max_total_calls,
         "jobs": args.jobs,
         "bootstrap_samples": args.bootstrap_samples,
+        "naive_probe": args.naive_probe,
     }
     return BenchConfig(**values)
 

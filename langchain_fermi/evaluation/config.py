@@ -90,6 +90,9 @@ class BenchConfig(BaseModel):
     )
     jobs: int = Field(1, ge=1, description="users evaluated in parallel")
     bootstrap_samples: int = Field(2000, ge=1)
+    naive_probe: int = Field(
+        20, ge=0, description="time this many naive chat calls to estimate the naive loop's time"
+    )
     neutral_prompt: str = NEUTRAL_PROMPT
     few_shot_with_profile: bool = Field(
         False, description="also put the profile in few-shot prompts"

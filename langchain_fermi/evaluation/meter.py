@@ -10,6 +10,7 @@ question) key was ever looked up.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +21,10 @@ from langchain_fermi.evaluation.costs import call_tokens
 from langchain_fermi.scoring import AnswerScorer, ScoreCache, ScoredAnswer
 from langchain_fermi.types import Cost, Opinion
 
-__all__ = ["RecordingCache", "TestScorer"]
+__all__ = ["NAIVE_MAX_TOKENS", "RecordingCache", "TestScorer", "probe_naive_latency"]
+
+NAIVE_MAX_TOKENS = 8
+"""A naive call generates a short answer (the letter, often followed by the option text)."""
 
 
 class RecordingCache(ScoreCache):
@@ -123,3 +127,23 @@ class TestScorer:
             wall_seconds=wall,
         )
         return [a.index for a in answers], cost
+
+
+def probe_naive_latency(
+    model: BaseChatModel, pairs: Sequence[tuple[str, Opinion]], *, n: int, seed: int = 0
+) -> float | None:
+    """Mean seconds of one naive call: a plain chat completion, pairs in random order.
+
+    This is what the naive loop pays per (prompt, question): no cache, no logit scoring, no
+    grouping by prompt (only whatever prefix reuse the backend does by itself). ``None`` when
+    there is nothing to probe.
+    """
+    if n <= 0 or not pairs:
+        return None
+    sample = random.Random(seed).sample(list(pairs), min(n, len(pairs)))
+    start = time.perf_counter()
+    for prompt, op in sample:
+        model.invoke(
+            AnswerScorer.messages(prompt, op.question, op.choices), max_tokens=NAIVE_MAX_TOKENS
+        )
+    return (time.perf_counter() - start) / len(sample)

@@ -110,6 +110,7 @@ def build_report(
     optimizer_model: str,
     wall_seconds: float = 0.0,
     failed_users: Sequence[str] = (),
+    naive_call_seconds: float | None = None,
 ) -> BenchReport:
     """The run's report from its per-user results (methods every user has, in report order)."""
     if not results:
@@ -133,6 +134,12 @@ def build_report(
     )
     costs = [_cost_summary(m, results) for m in methods if m != "random"]
     costs.append(_total_cost(results, methods))
+    if naive_call_seconds is not None:
+        for c in costs:
+            c.naive_target_seconds = c.naive.target_calls * naive_call_seconds
+    queries = [r.methods[m].cost for r in results for m in methods if m != "random"]
+    made = sum(c.target_calls for c in queries)
+    scoring_call_seconds = sum(c.wall_seconds for c in queries) / made if made else None
     return BenchReport(
         run_name=config.run_name,
         dataset=config.dataset,
@@ -147,6 +154,8 @@ def build_report(
         leak_free=all(r.leak_check.ok for r in results),
         users=list(results),
         wall_seconds=wall_seconds,
+        naive_call_seconds=naive_call_seconds,
+        scoring_call_seconds=scoring_call_seconds,
         failed_users=list(failed_users),
     )
 
@@ -175,19 +184,28 @@ def format_table(report: BenchReport) -> str:
         )
     lines += [
         "",
-        f"{'cost':<15} {'target':>8} {'optim.':>7} {'tokens':>10} {'wall s':>8} "
-        f"{'naive calls':>11} {'naive tokens':>12} {'calls':>7} {'tokens':>7}",
+        f"{'cost':<15} {'target':>7} {'optim.':>6} {'tokens':>9} {'wall s':>7} | "
+        f"{'naive calls':>11} {'naive tokens':>12} {'naive s':>8} | {'calls':>6} {'tokens':>6}",
     ]
     for c in report.costs:
         a, n = c.actual, c.naive
+        naive_s = "-" if c.naive_target_seconds is None else f"{c.naive_target_seconds:.0f}"
         lines.append(
-            f"{c.method:<15} {a.target_calls:>8} {a.optimizer_calls:>7} {a.total_tokens:>10} "
-            f"{a.wall_seconds:>8.1f} {n.target_calls + n.optimizer_calls:>11} {n.total_tokens:>12} "
-            f"{_fmt_ratio(c.call_ratio):>7} {_fmt_ratio(c.token_ratio):>7}"
+            f"{c.method:<15} {a.target_calls:>7} {a.optimizer_calls:>6} {a.total_tokens:>9} "
+            f"{a.wall_seconds:>7.0f} | {n.target_calls + n.optimizer_calls:>11} "
+            f"{n.total_tokens:>12} {naive_s:>8} | "
+            f"{_fmt_ratio(c.call_ratio):>6} {_fmt_ratio(c.token_ratio):>6}"
         )
     lines.append(
-        "(calls / tokens: naive ÷ actual; fermi_best and fermi_rop share one optimization)"
+        "(ratios: naive / actual; fermi_best and fermi_rop share one optimization; naive s: "
+        "naive target calls x measured time of one plain chat call, optimizer time not included)"
     )
+    if report.naive_call_seconds is not None and report.scoring_call_seconds is not None:
+        lines.append(
+            f"time per target call: naive chat completion "
+            f"{report.naive_call_seconds * 1000:.0f} ms, "
+            f"our scoring {report.scoring_call_seconds * 1000:.0f} ms"
+        )
     for v, curve in report.curves.items():
         lines.append(f"mean best score by iteration, {v}: " + " ".join(f"{x:.3f}" for x in curve))
     lines.append(f"leak check: {'passed' if report.leak_free else 'FAILED'}")

@@ -30,10 +30,11 @@ from langchain_core.language_models import BaseChatModel
 from tqdm.auto import tqdm
 
 from langchain_fermi.evaluation.config import BenchConfig
-from langchain_fermi.evaluation.meter import TestScorer
+from langchain_fermi.evaluation.meter import TestScorer, probe_naive_latency
 from langchain_fermi.evaluation.retrievers import CachedEmbedder
 from langchain_fermi.evaluation.schema import BenchReport, UserResult
 from langchain_fermi.evaluation.userrun import BenchContext, TestLeakError, evaluate_user
+from langchain_fermi.retrieval import profile_prompt_text
 from langchain_fermi.types import UserProfile
 
 __all__ = ["config_fingerprint", "load_finished", "run_benchmark", "save_user_result"]
@@ -46,6 +47,7 @@ _NEUTRAL_FIELDS = frozenset(
         "run_name",
         "results_dir",
         "data_dir",
+        "naive_probe",
         "max_users",
         "methods",
         "max_total_calls",
@@ -279,13 +281,18 @@ def run_benchmark(
     if not ordered:
         msg = f"run {config.run_name!r}: no user finished ({len(todo)} attempted)"
         raise RuntimeError(msg)
+    wall = time.perf_counter() - start
+    finished = [u for u in users if u.user_id in results]
+    probe_pairs = [(profile_prompt_text(u), o) for u in finished for o in u.opinions]
+    naive_latency = probe_naive_latency(target, probe_pairs, n=config.naive_probe, seed=config.seed)
     report = build_report(
         config,
         ordered,
         target_model=model_id(target),
         optimizer_model=model_id(optimizer) if optimizer is not None else "",
-        wall_seconds=time.perf_counter() - start,
+        wall_seconds=wall,
         failed_users=failed,
+        naive_call_seconds=naive_latency,
     )
     report.plots = [str(p.name) for p in write_plots(report, config.run_dir)]
     _write_atomic(config.run_dir / "report.json", report.model_dump_json(indent=1))

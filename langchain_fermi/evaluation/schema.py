@@ -114,6 +114,9 @@ class MethodCostSummary(BaseModel):
     naive: Cost
     call_ratio: float | None = Field(description="naive / actual target + optimizer calls.")
     token_ratio: float | None = Field(description="naive / actual tokens.")
+    naive_target_seconds: float | None = Field(
+        None, description="Estimate: naive target calls x the measured naive call time."
+    )
     shares_optimization_with: list[str] = Field(default_factory=list)
 
 
@@ -134,5 +137,11 @@ class BenchReport(BaseModel):
     leak_free: bool
     users: list[UserResult]
     wall_seconds: float = Field(0.0, description="This invocation (a resumed run: its last part).")
+    naive_call_seconds: float | None = Field(
+        None, description="Measured: one plain chat completion per pair, random order."
+    )
+    scoring_call_seconds: float | None = Field(
+        None, description="Measured: test-query scoring wall time per call actually made."
+    )
     failed_users: list[str] = Field(default_factory=list, description="Retried on the next run.")
     plots: list[str] = Field(default_factory=list)

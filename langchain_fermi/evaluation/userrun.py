@@ -302,7 +302,6 @@ def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
         result, recorder = optimize_variant(optimize_user_, variant, ctx)
         learned[variant] = result
         recorders.append(recorder)
-        records[variant] = _record(result, recorder, optimize, ctx)
     leak = leak_check(list(learned.values()), recorders, optimize, test, ctx.scorer)
     if not leak.ok:
         msg = (
@@ -310,6 +309,8 @@ def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
             f"{leak.test_ids_scored or leak.test_questions_seen}"
         )
         raise TestLeakError(msg)
+    for (variant, result), recorder in zip(learned.items(), recorders, strict=True):
+        records[variant] = _record(result, recorder, optimize, ctx)
     methods = {m: run_method(m, user, optimize, test, learned, ctx) for m in cfg.methods}
     return UserResult(
         user_id=user.user_id,

@@ -1,0 +1,304 @@
+"""The benchmark end to end on synthetic users with scripted, deterministic models.
+
+The target answers "B" when its system prompt says "B-leaning" and "A" otherwise; the optimizer
+proposes alternately B-leaning and neutral prompts. Users answer mostly B, so learned prompts
+matter, and every call is recorded so the tests can check what the optimization was shown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+import langchain_fermi.graph as fermi_graph
+from langchain_fermi.evaluation import userrun
+from langchain_fermi.evaluation.config import ALL_METHODS, BenchConfig
+from langchain_fermi.evaluation.runner import run_benchmark
+from langchain_fermi.evaluation.schema import BenchReport, UserResult
+from langchain_fermi.types import Opinion, UserProfile
+
+
+class ScriptedTarget(BaseChatModel):
+    """Answers from the system prompt; logs (phase, question) for every call."""
+
+    phase: str = "idle"
+    log: list[tuple[str, str]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-target"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kw: Any) -> ChatResult:
+        system, human = str(messages[0].content), str(messages[-1].content)
+        question = human.splitlines()[0].removeprefix("Question: ")
+        self.log.append((self.phase, question))
+        letter = "B" if "B-leaning" in system else "A"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(letter))])
+
+
+class ScriptedOptimizer(BaseChatModel):
+    """Returns bracketed prompts, alternately B-leaning and neutral, numbered so none repeats."""
+
+    counter: list[int] = Field(default_factory=lambda: [0])
+    prompts_seen: list[str] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-optimizer"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kw: Any) -> ChatResult:
+        with _LOCK:
+            self.counter[0] += 1
+            n = self.counter[0]
+            self.prompts_seen.append(str(messages[-1].content))
+        text = (
+            f"[Answer as a B-leaning person would. Variant {n}.]" if n % 2 else f"[Be neutral {n}.]"
+        )
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+
+_LOCK = threading.Lock()
+
+
+def _user(uid: str, n: int = 14, b_share: float = 0.8) -> UserProfile:
+    ops = []
+    for j in range(n):
+        choices = ["Agree", "Disagree", "Unsure"] if j % 2 else ["Yes", "No"]
+        answer = choices[1] if (j * 7 % 10) < b_share * 10 else choices[0]
+        ops.append(
+            Opinion(
+                id=f"{uid}-q{j}",
+                question=f"Synthetic item {j} for {uid}: topic {j % 4}?",
+                choices=choices,
+                answer=answer,
+            )
+        )
+    return UserProfile(
+        user_id=uid, attributes={"Age": "30-49", "Party": "Independent"}, opinions=ops
+    )
+
+
+USERS = [_user("alice"), _user("bob", b_share=0.5), _user("carol", b_share=0.2)]
+
+
+def _config(tmp_path: Path, **kw: Any) -> BenchConfig:
+    base: dict[str, Any] = dict(
+        run_name="synthetic",
+        results_dir=tmp_path,
+        max_users=2,
+        n_optimize=8,
+        n_test=5,
+        K=2,
+        L=2,
+        T=2,
+        few_shot_k=2,
+        num_neighbors=2,
+        bootstrap_samples=200,
+    )
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+@pytest.fixture
+def models() -> Iterator[tuple[ScriptedTarget, ScriptedOptimizer]]:
+    target = ScriptedTarget(log=[])
+    optimizer = ScriptedOptimizer(counter=[0], prompts_seen=[])
+    yield target, optimizer
+
+
+def _run(
+    config: BenchConfig, models: tuple[ScriptedTarget, ScriptedOptimizer], **kw: Any
+) -> BenchReport:
+    target, optimizer = models
+    return run_benchmark(
+        config,
+        users=kw.pop("users", USERS),
+        target=target,
+        optimizer=optimizer,
+        embeddings=DeterministicFakeEmbedding(size=16),
+        progress=False,
+        console=None,
+        **kw,
+    )
+
+
+@pytest.fixture
+def phases(
+    monkeypatch: pytest.MonkeyPatch, models: tuple[ScriptedTarget, ScriptedOptimizer]
+) -> None:
+    """Mark the target's log with the phase: 'optimize' inside optimize_user, else 'test'."""
+    real = fermi_graph.optimize_user
+    target = models[0]
+
+    def marked(*args: Any, **kw: Any) -> Any:
+        target.phase = "optimize"
+        try:
+            return real(*args, **kw)
+        finally:
+            target.phase = "test"
+
+    monkeypatch.setattr(fermi_graph, "optimize_user", marked)
+
+
+def test_small_benchmark_report_schema(tmp_path: Path, models: Any, phases: None) -> None:
+    report = _run(_config(tmp_path), models)
+    run_dir = tmp_path / "synthetic"
+    on_disk = BenchReport.model_validate_json((run_dir / "report.json").read_text())
+    assert on_disk.model_dump() == report.model_dump()
+    assert report.n_users == 2 and [m.method for m in report.methods] == list(ALL_METHODS)
+    for m in report.methods:
+        assert 0.0 <= m.ci_low <= m.accuracy <= m.ci_high <= 1.0
+        assert m.n_users == 2 and m.n_questions == 10
+        assert (m.diff_vs_fermi_rop is None) == (m.method == "fermi_rop")
+    by_method = {m.method: m for m in report.methods}
+    # The scripted target answers A without a B-leaning prompt: zero-shot accuracy is the share
+    # of A answers among the test questions, computed here from the users' data.
+    expected = []
+    for r in report.users:
+        user = next(u for u in USERS if u.user_id == r.user_id)
+        expected.append(
+            sum(user.opinion(i).answer_index == 0 for i in r.test_ids) / len(r.test_ids)
+        )
+    assert by_method["zero_shot"].accuracy == pytest.approx(sum(expected) / 2)
+    # random: the expected accuracy (1/2 or 1/3 per question), not the draw
+    rand = [r.methods["random"].expected_accuracy for r in report.users]
+    assert by_method["random"].accuracy == pytest.approx(sum(rand) / 2)
+    assert report.random_draw_accuracy is not None
+    # curves: one per variant, T + 1 points (iteration 0 scores the profile prompt)
+    assert set(report.curves) == {"fermi", "opro"}
+    assert all(len(c) >= 1 for c in report.curves.values())
+    assert all(b >= a for c in report.curves.values() for a, b in itertools.pairwise(c))
+    # costs: every method but random, plus the run total; optimizer calls only for learned ones
+    costs = {c.method: c for c in report.costs}
+    assert set(costs) == set(ALL_METHODS) - {"random"} | {"total"}
+    assert costs["zero_shot"].actual.optimizer_calls == 0
+    assert costs["fermi_rop"].actual.optimizer_calls > 0
+    assert costs["fermi_rop"].shares_optimization_with == ["fermi_best"]
+    for c in costs.values():
+        assert c.naive.target_calls >= c.actual.target_calls
+    total = costs["total"]
+    assert total.call_ratio is not None and total.call_ratio >= 1.0
+    # per-user files, plots, leak check
+    assert sorted(p.stem for p in (run_dir / "users").glob("*.json")) == sorted(
+        r.user_id for r in report.users
+    )
+    assert {"accuracy.png", "curve.png"} <= set(report.plots)
+    assert (run_dir / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert report.leak_free and all(r.leak_check.cache_verified for r in report.users)
+
+
+def test_no_test_question_reaches_the_optimization(
+    tmp_path: Path, models: Any, phases: None
+) -> None:
+    target, optimizer = models
+    report = _run(_config(tmp_path), models)
+    asked_while_optimizing = {q for phase, q in target.log if phase == "optimize"}
+    assert asked_while_optimizing  # the optimization did score questions
+    for r in report.users:
+        user = next(u for u in USERS if u.user_id == r.user_id)
+        test_questions = {user.opinion(i).question for i in r.test_ids}
+        assert not test_questions & asked_while_optimizing
+        assert set(r.leak_check.scored_ids) <= set(r.optimize_ids)
+        # nor do they appear in anything the optimizer was shown (demonstrations)
+        assert not any(q in p for q in test_questions for p in optimizer.prompts_seen)
+
+
+def test_a_leaking_optimization_is_caught(
+    tmp_path: Path, models: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = fermi_graph.optimize_user
+
+    def leaky(user: UserProfile, *args: Any, **kw: Any) -> Any:
+        full = next(u for u in USERS if u.user_id == user.user_id)
+        return real(full, *args, **kw)  # optimizes on the test opinions too
+
+    monkeypatch.setattr(fermi_graph, "optimize_user", leaky)
+    seen: list[UserResult] = []
+    monkeypatch.setattr(
+        "langchain_fermi.evaluation.runner.save_user_result", lambda d, r: seen.append(r)
+    )
+    with pytest.raises(userrun.TestLeakError, match="test opinions scored"):
+        _run(_config(tmp_path, methods="zero_shot,fermi_best"), models)
+    assert seen == []  # nothing was saved
+
+
+def test_interrupted_run_resumes_without_recomputing_finished_users(
+    tmp_path: Path, models: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, max_users=3, methods="zero_shot,profile,fermi_rop")
+    real = userrun.evaluate_user
+    calls: list[str] = []
+
+    def killed_after_first(user: UserProfile, ctx: Any) -> UserResult:
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(user.user_id)
+        return real(user, ctx)
+
+    monkeypatch.setattr("langchain_fermi.evaluation.runner.evaluate_user", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        _run(config, models)
+    first = calls[0]
+    saved = tmp_path / "synthetic" / "users" / f"{first}.json"
+    before = saved.read_text()
+    assert [p.stem for p in saved.parent.glob("*.json")] == [first]
+
+    calls.clear()
+
+    def counting(user: UserProfile, ctx: Any) -> UserResult:
+        calls.append(user.user_id)
+        return real(user, ctx)
+
+    monkeypatch.setattr("langchain_fermi.evaluation.runner.evaluate_user", counting)
+    report = _run(config, models)
+    assert first not in calls and len(calls) == 2
+    assert saved.read_text() == before
+    assert [r.user_id for r in report.users] == [u.user_id for u in USERS]
+
+
+def test_changed_settings_refuse_to_mix_with_old_results(tmp_path: Path, models: Any) -> None:
+    _run(_config(tmp_path, methods="zero_shot"), models)
+    with pytest.raises(ValueError, match="n_test"):
+        _run(_config(tmp_path, methods="zero_shot", n_test=4), models)
+    report = _run(_config(tmp_path, methods="zero_shot", n_test=4), models, fresh=True)
+    assert all(len(r.test_ids) == 4 for r in report.users)
+    # max_users / methods do not change a user's numbers: a bigger run reuses the finished ones
+    cfg = json.loads((tmp_path / "synthetic" / "config.json").read_text())
+    assert cfg["config"]["n_test"] == 4
+
+
+def test_call_cap_stops_starting_new_users(tmp_path: Path, models: Any) -> None:
+    report = _run(
+        _config(tmp_path, max_users=3, methods="zero_shot,fermi_best", max_total_calls=1), models
+    )
+    assert report.n_users == 1
+
+
+def test_baselines_only_need_no_optimizer(tmp_path: Path) -> None:
+    target = ScriptedTarget(log=[])
+    config = _config(tmp_path, methods="random,zero_shot,profile,few_shot_bm25")
+    report = run_benchmark(config, users=USERS, target=target, progress=False, console=None)
+    assert report.curves == {} and report.optimizer_model == ""
+    assert {c.method for c in report.costs} == {"zero_shot", "profile", "few_shot_bm25", "total"}
+    # zero-shot asks the same (prompt, question) for each user once: later users hit no cache
+    # here (synthetic users have their own questions), so calls == test questions
+    zs = next(c for c in report.costs if c.method == "zero_shot")
+    assert zs.actual.target_calls == zs.naive.target_calls == 10
+
+
+def test_jobs_run_users_in_parallel_with_the_same_results(tmp_path: Path, models: Any) -> None:
+    methods = "zero_shot,profile,few_shot_dense"
+    one = _run(_config(tmp_path, run_name="seq", methods=methods), models)
+    two = _run(_config(tmp_path, run_name="par", methods=methods, jobs=2), models)
+    assert [m.accuracy for m in one.methods] == [m.accuracy for m in two.methods]
