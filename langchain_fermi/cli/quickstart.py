@@ -1,0 +1,220 @@
+"""``fermi quickstart``: Fermi end to end on one example user, offline, in about a minute.
+
+1. Loads the example users (``examples/data/users.json``) and picks one.
+2. Splits their opinions: 20 for the optimization, the rest held out.
+3. Optimizes their prompts with a small configuration (K=2, T=2) on the embedded SmolLM2.
+4. Saves the learned prompts to a Chroma store (``./.fermi/chroma`` by default).
+5. Answers 3 held-out questions through ``FermiPersonalizer(store) | model`` and shows which
+   prompt was chosen and why, and the model's answer against the user's.
+
+SmolLM2-135M is a plumbing model: it barely follows a persona, so do not read its accuracy as
+Fermi's. Use ``--model`` / ``--optimizer-model`` (e.g. ``openai:gpt-4o-mini``) for real numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from langchain_fermi.cli.ask import render_selection
+from langchain_fermi.cli.users import PROJECT_STORE
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+
+    from langchain_fermi.types import Opinion, UserProfile
+
+__all__ = ["QuickstartAnswer", "QuickstartReport", "find_example_users", "quickstart", "register"]
+
+EXAMPLE_USERS = Path("examples") / "data" / "users.json"
+
+
+class QuickstartAnswer(BaseModel):
+    """One held-out question answered through the personalizer."""
+
+    opinion_id: str
+    question: str
+    user_answer: str
+    model_answer: str | None
+    reply: str
+    prompt_index: int | None
+    correct: bool
+
+
+class QuickstartReport(BaseModel):
+    """What the quickstart did (also returned to callers and tests)."""
+
+    user_id: str
+    store: str
+    n_optimize: int
+    n_test: int
+    prompts: int
+    best_score: float
+    optimize_seconds: float
+    answers: list[QuickstartAnswer]
+
+
+def find_example_users(path: Path | None = None) -> Path:
+    """The example users file: ``path``, else ``./examples/data/users.json``, else the one in
+    the source checkout this package runs from."""
+    if path is not None:
+        if not path.is_file():
+            msg = f"users file not found: {path}"
+            raise FileNotFoundError(msg)
+        return path
+    candidates = [Path.cwd() / EXAMPLE_USERS, Path(__file__).resolve().parents[2] / EXAMPLE_USERS]
+    for c in candidates:
+        if c.is_file():
+            return c
+    msg = (
+        f"no example users found at {', '.join(map(str, candidates))}: run from the repository "
+        "root or pass --data users.json"
+    )
+    raise FileNotFoundError(msg)
+
+
+def _pick_user(users: Sequence[UserProfile], user_id: str | None) -> UserProfile:
+    if not users:
+        msg = "the users file holds no user"
+        raise ValueError(msg)
+    if user_id is None:
+        return max(users, key=lambda u: len(u.opinions))  # the most opinions: the largest test set
+    for u in users:
+        if u.user_id == user_id:
+            return u
+    msg = f"no user {user_id!r} in the file; there are {', '.join(u.user_id for u in users)}"
+    raise ValueError(msg)
+
+
+def _answer(chain: Any, user_id: str, o: Opinion) -> tuple[str, str | None]:
+    from langchain_fermi.questions import parse_answer
+
+    reply = chain.invoke({"question": o.question, "choices": o.choices, "user_id": user_id})
+    parsed = parse_answer(reply, o.choices)
+    return reply, o.choices[parsed.index] if parsed.index is not None else None
+
+
+def quickstart(
+    *,
+    users_file: Path | None = None,
+    user_id: str | None = None,
+    store_path: Path | None = None,
+    target: str | BaseChatModel | None = "smollm2",
+    optimizer: str | BaseChatModel | None = "smollm2",
+    num_candidates: int = 2,
+    iterations: int = 2,
+    n_optimize: int = 20,
+    n_questions: int = 3,
+    seed: int = 0,
+    embeddings: Embeddings | None = None,
+    progress: bool = True,
+    fresh: bool = False,
+    echo: Callable[[str], None] = print,
+) -> QuickstartReport:
+    """Run the quickstart; see the module docstring. Models may be names or chat models."""
+    from langchain_core.output_parsers import StrOutputParser
+
+    from langchain_fermi.data import load_users, split_user
+    from langchain_fermi.graph import optimize_user
+    from langchain_fermi.models import get_chat_model
+    from langchain_fermi.personalizer import FermiPersonalizer
+    from langchain_fermi.store import FermiStore
+    from langchain_fermi.types import FermiConfig
+
+    path = find_example_users(users_file)
+    user = _pick_user(load_users(path), user_id)
+    optimize, test = split_user(user, n_optimize=n_optimize, n_test=None, seed=seed)
+    echo(f"user {user.user_id} ({path}): {len(user.opinions)} opinions -> "
+         f"{len(optimize.opinions)} for optimization, {len(test)} held out")  # fmt: skip
+    config = FermiConfig(K=num_candidates, T=iterations, seed=seed)
+    target_model = get_chat_model(target, role="target", max_tokens=16)
+    optimizer_model = get_chat_model(optimizer, role="optimizer")
+    store_path = Path(store_path or PROJECT_STORE)
+    checkpoint = store_path.parent / "quickstart-checkpoints.sqlite"
+    store_path.mkdir(parents=True, exist_ok=True)
+    if fresh:  # forget the finished run (the score cache next to it stays valid)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{checkpoint}{suffix}").unlink(missing_ok=True)
+    echo(f"optimizing: K={config.num_candidates} new prompts per iteration, "
+         f"T={config.iterations} iterations (a finished run is reused unless --fresh)")  # fmt: skip
+    t0 = time.perf_counter()
+    result = optimize_user(
+        optimize, target_model, optimizer_model, config=config, checkpointer=checkpoint,
+        progress=progress,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    store = FermiStore(store_path, embeddings=embeddings)
+    store.save_result(result, user=optimize)
+    prompts = store.get_prompts(user.user_id)
+    echo(f"learned {len(prompts)} prompts in {seconds:.0f} s (best score {result.best.score:.2f}; "
+         f"stop: {result.stop_reason or 'done'}); saved to {store_path}")  # fmt: skip
+    personalizer = FermiPersonalizer(store, num_neighbors=config.num_neighbors)
+    chain = personalizer | target_model | StrOutputParser()
+    answers: list[QuickstartAnswer] = []
+    for i, o in enumerate(test[:n_questions], 1):
+        echo(f"\n[{i}/{min(n_questions, len(test))}] {o.question}")
+        echo("    " + "  ".join(f"{chr(65 + k)}. {c}" for k, c in enumerate(o.choices)))
+        selection = personalizer.select_prompt(user.user_id, o.question)
+        echo("\n".join("    " + line for line in render_selection(selection).splitlines()))
+        reply, picked = _answer(chain, user.user_id, o)
+        ok = picked == o.answer
+        echo(f"    model: {picked or f'(unreadable: {reply.strip()[:40]!r})'}   "
+             f"user: {o.answer}   {'same' if ok else 'different'}")  # fmt: skip
+        answers.append(
+            QuickstartAnswer(
+                opinion_id=o.id, question=o.question, user_answer=o.answer, model_answer=picked,
+                reply=reply, prompt_index=selection.index, correct=ok,
+            )
+        )  # fmt: skip
+    right = sum(a.correct for a in answers)
+    echo(f"\n{right}/{len(answers)} held-out answers match the user's.")
+    if answers:
+        o = test[0]
+        echo(f"next: fermi ask --user-id {user.user_id} --store {store_path} --explain "
+             f"{o.question!r} --choices " + " ".join(repr(c) for c in o.choices))  # fmt: skip
+    echo(f"      fermi users show {user.user_id} --store {store_path}")
+    return QuickstartReport(
+        user_id=user.user_id, store=str(store_path), n_optimize=len(optimize.opinions),
+        n_test=len(test), prompts=len(prompts), best_score=result.best.score,
+        optimize_seconds=seconds, answers=answers,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """``fermi quickstart`` from parsed options."""
+    quickstart(
+        users_file=args.data, user_id=args.user_id, store_path=args.store, target=args.model,
+        optimizer=args.optimizer_model, num_candidates=args.K, iterations=args.T,
+        n_optimize=args.n_optimize, n_questions=args.questions, seed=args.seed,
+        progress=not args.no_progress, fresh=args.fresh,
+    )  # fmt: skip
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``fermi quickstart`` to the ``fermi`` command."""
+    p = subparsers.add_parser(
+        "quickstart",
+        help="optimize one example user offline and answer held-out questions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", type=Path, default=None, help="users file (JSON/JSONL/CSV)")
+    p.add_argument("--user-id", default=None, help="default: the user with the most opinions")
+    p.add_argument("--store", type=Path, default=None, help=f"default: ./{PROJECT_STORE}")
+    p.add_argument("--model", default="smollm2", help="target model (get_chat_model name)")
+    p.add_argument("--optimizer-model", default="smollm2", help="optimizer model name")
+    p.add_argument("-K", type=int, default=2, help="new prompts per iteration")
+    p.add_argument("-T", type=int, default=2, help="iterations")
+    p.add_argument("--n-optimize", type=int, default=20, help="opinions shown to Fermi")
+    p.add_argument("--questions", type=int, default=3, help="held-out questions to answer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="re-optimize even if a run is saved")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
