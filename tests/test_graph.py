@@ -316,3 +316,19 @@ def test_demo_split_is_seeded_and_disjoint() -> None:
     ).invoke({"user": user.model_dump(mode="json")})
     assert other["scored"][0]["opinion_ids"] != a["scored"][0]["opinion_ids"]
     assert len(a["scored"][0]["opinion_ids"]) == 8
+
+
+async def test_async_run_makes_no_blocking_calls_on_the_event_loop(tmp_path) -> None:
+    """What ``langgraph dev`` enforces: no blocking I/O (e.g. the SQLite score cache) on the loop."""
+    blockbuster = pytest.importorskip("blockbuster")
+    graph = build_fermi_graph(
+        KeywordTarget(),
+        ScriptedOptimizer(replies=GOOD),
+        config=_config(T=2),
+        cache=tmp_path / "scores.sqlite",
+    )
+    inputs = {"user": make_user().model_dump(mode="json")}
+    with blockbuster.blockbuster_ctx():
+        state = await graph.ainvoke(inputs)
+    assert len(state["curve"]) == 3
+    assert state["cost"]["target_calls"] == 8 * 5

@@ -7,6 +7,7 @@ the pure code; only the model calls differ (``batch``/``score`` vs ``abatch``/``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -223,7 +224,8 @@ async def agenerate_candidates(state: FermiState, ctx: FermiContext) -> dict[str
         replies, calls = await asample_replies(ctx.optimizer, prompt, n, ctx.config)
     else:
         replies, calls = [], 0
-    return _generation_update(state, prompt, replies, calls, started)
+    # token estimates may load tiktoken files: keep that file I/O off the event loop
+    return await asyncio.to_thread(_generation_update, state, prompt, replies, calls, started)
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -292,12 +294,24 @@ def evaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     return _evaluation_update(state, acc, started)
 
 
+async def _ascore(scorer: AnswerScorer, items: list[tuple[str, Opinion]]) -> list[ScoredAnswer]:
+    """``scorer.ascore``, or ``score`` in a worker thread when its cache is a SQLite file.
+
+    `AnswerScorer.ascore` reads the cache on the event loop; with an on-disk cache those are
+    blocking SQLite calls (``langgraph dev`` rejects them), so the whole scoring moves to a
+    thread instead.
+    """
+    if getattr(scorer.cache, "path", None) is not None:
+        return await asyncio.to_thread(scorer.score, items)
+    return await scorer.ascore(items)
+
+
 async def aevaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """Async `evaluate_candidates`."""
     started = time.perf_counter()
     acc = {"spent": Cost(), "scored": [], "opinions": _opinions(state, "scoring_ids")}
     for text in state.get("candidates", []):
-        answers = await ctx.scorer.ascore([(text, o) for o in acc["opinions"]])
+        answers = await _ascore(ctx.scorer, [(text, o) for o in acc["opinions"]])
         if _record(state, ctx, text, answers, acc):
             break
     return _evaluation_update(state, acc, started)
