@@ -1,0 +1,140 @@
+"""graphs/agent_graph.py: the Studio agent and the server store, in process and under
+``langgraph dev`` (the store API and an agent run read and write Fermi memory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from agent_fakes import RecordingChatModel
+from fermi_store_fakes import economy_and_gun_prompts, make_result, make_user
+
+from langchain_fermi.agents import FermiMemoryStore
+from langchain_fermi.models import get_chat_model
+from langchain_fermi.store import FermiStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "graphs" / "langgraph.json"
+CATS = {"question": "Do you like cats?", "choices": ["Yes", "No"], "answer": "No"}
+
+
+def test_langgraph_json_serves_the_agent_and_the_store() -> None:
+    config = json.loads(CONFIG.read_text())
+    assert config["graphs"]["fermi_agent"] == "./graphs/agent_graph.py:graph"
+    assert config["store"] == {"path": "./graphs/agent_graph.py:make_store"}
+    cli_config = pytest.importorskip("langgraph_cli.config")
+    assert cli_config.validate_config_file(CONFIG)["store"]["path"].endswith(":make_store")
+
+
+def test_make_store_and_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERMI_STORE_PATH", str(tmp_path / "chroma"))
+    monkeypatch.delenv("FERMI_AGENT_LLM", raising=False)
+    ns = runpy.run_path(str(ROOT / "graphs" / "agent_graph.py"))
+    store = ns["make_store"]()
+    assert isinstance(store, FermiMemoryStore) and store.fermi.path == tmp_path / "chroma"
+    assert store.fallback is not None
+    assert "model" in ns["graph"].nodes and "tools" not in ns["graph"].nodes  # SmolLM2: no tools
+    assert not ns["supports_tools"](get_chat_model("smollm2"))
+    assert ns["supports_tools"](RecordingChatModel())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """``langgraph dev`` on a free port, its Fermi store in tmp_path with one optimized user."""
+    httpx = pytest.importorskip("httpx")
+    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("langgraph-cli[inmem] is not installed")
+    fermi = FermiStore(tmp_path / "chroma")
+    fermi.save_result(make_result("alice", economy_and_gun_prompts()), user=make_user("alice"))
+    del fermi
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FERMI_STORE_PATH": str(tmp_path / "chroma"),
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGSMITH_TRACING": "false",
+    }
+    log = (tmp_path / "server.log").open("w")
+    cmd = [exe, "dev", "--config", str(CONFIG.relative_to(ROOT)), "--no-browser", "--no-reload"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"langgraph dev exited: {(tmp_path / 'server.log').read_text()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("langgraph dev did not answer GET /ok within 90 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+        log.close()
+
+
+@pytest.mark.server
+@pytest.mark.local_model
+def test_langgraph_dev_uses_fermi_memory(server: str, tmp_path: Path) -> None:
+    import httpx
+
+    with httpx.Client(base_url=server, timeout=600) as client:
+        client.put(
+            "/store/items",
+            json={"namespace": ["fermi", "alice", "opinions"], "key": "cats", "value": CATS},
+        ).raise_for_status()
+        hits = client.post(
+            "/store/items/search",
+            json={"namespace_prefix": ["fermi", "alice"], "query": "cats", "limit": 1},
+        ).raise_for_status()
+        mixed = client.post("/store/items/search", json={"namespace_prefix": []})
+        spaces = client.post("/store/namespaces", json={}).raise_for_status().json()
+        run = client.post(
+            "/runs/wait",
+            json={
+                "assistant_id": "fermi_agent",
+                "input": {"messages": [{"role": "user", "content": "Do you own a gun?"}]},
+                "context": {"user_id": "alice"},
+            },
+        ).raise_for_status()
+    assert hits.json()["items"][0]["key"] == "cats"
+    assert mixed.status_code == 400 and "names no user" in mixed.text
+    assert ["fermi", "alice", "prompts"] in spaces["namespaces"]
+    messages = run.json()["messages"]
+    assert messages[-1]["type"] == "ai" and messages[-1]["content"].strip()
+    stored = FermiStore(tmp_path / "chroma").get_user("alice")
+    assert stored.opinion("cats").answer == "No"  # written through the server's store API
