@@ -27,6 +27,8 @@ __all__ = ["LetterScore", "LlamaLetterScorer"]
 
 logger = logging.getLogger(__name__)
 
+_MIN_SUFFIX = 2
+
 
 @dataclass(frozen=True)
 class LetterScore:
@@ -122,8 +124,10 @@ class LlamaLetterScorer:
             raise ValueError(msg)
         cached = llm.input_ids[: llm.n_tokens].tolist()
         k = _common_prefix(cached, tokens)
-        if k == len(tokens):  # fully cached: re-run the last token to get fresh logits
-            k -= 1
+        # Re-run at least the last 2 tokens: llama.cpp computes a 1-token batch with other kernels
+        # (matrix-vector) whose logits differ slightly from a multi-token batch's, and a score
+        # must not depend on what happened to be in the KV cache before.
+        k = max(0, min(k, len(tokens) - _MIN_SUFFIX))
         if k > 0 and not llm._ctx.kv_cache_seq_rm(-1, k, -1):
             k = 0  # this memory type cannot drop a suffix: start over
         if k == 0:

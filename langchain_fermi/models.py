@@ -62,6 +62,22 @@ _SMOLLM2_ALIASES = ("smollm2", "default", "local")
 # --------------------------------------------------------------------------------------------
 
 
+def _default_threads() -> int:
+    """``FERMI_LLAMA_THREADS`` or 2.
+
+    llama.cpp's threads spin while they wait for each other, so on a machine whose cores are
+    busy with other work more threads are much slower (measured on 2 busy cores: prompt
+    evaluation 4-10x slower with 2 threads than with 1). Set the variable to 1 there.
+    """
+    raw = os.environ.get("FERMI_LLAMA_THREADS", "").strip()
+    if not raw:
+        return 2
+    if not raw.isdigit() or int(raw) < 1:
+        msg = f"FERMI_LLAMA_THREADS must be a positive integer, got {raw!r}"
+        raise ValueError(msg)
+    return int(raw)
+
+
 @dataclass
 class _SharedLlama:
     llama: Llama
@@ -86,7 +102,13 @@ def _shared_llama(path: str, n_ctx: int, n_threads: int) -> _SharedLlama:
             if not Path(path).is_file():
                 msg = f"GGUF model file not found: {path}"
                 raise FileNotFoundError(msg)
-            llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            llama = Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                verbose=False,
+            )
             shared = _SharedLlama(llama=llama, lock=threading.Lock())
             _LLAMAS[key] = shared
         return shared
@@ -139,7 +161,11 @@ class LocalLlamaChatModel(BaseChatModel):
     model_path: str
     model_name: str = Field(default="", description="Short name used in ids; default: file stem.")
     n_ctx: int = Field(default=4096, ge=64)
-    n_threads: int = Field(default=2, ge=1)
+    n_threads: int = Field(
+        default_factory=_default_threads,
+        ge=1,
+        description="Threads for generation and prompt eval (env FERMI_LLAMA_THREADS, else 2).",
+    )
     temperature: float = Field(default=0.0, ge=0.0)
     max_tokens: int = Field(default=512, ge=1)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)

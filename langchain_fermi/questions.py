@@ -32,41 +32,101 @@ class ParsedAnswer(NamedTuple):
     reason: str | None = None
 
 
+_LEAD = r"^[\s*_\"'`\[(]*"
+_LETTER_END = r"[*_\"'`\]).:,\-–—]"
+_WORDS = re.compile(r"[^\w\s]")
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORDS.sub(" ", text.lower()).split())
+
+
+def _leading_letter(text: str, choices: Sequence[str]) -> int | None:
+    """A letter at the start: ``"B"``, ``"(B)"``, ``"B."``, ``"b)"``, ``"**B**"``, ``"B Some"``."""
+    letters = OPTION_LETTERS[: len(choices)]
+    m = re.match(_LEAD + r"([A-Za-z])(?=(" + _LETTER_END + r"|\s|$))", text)
+    if not m or m.group(1).upper() not in letters:
+        return None
+    letter, rest = m.group(1), text[m.end() :]
+    index = letters.index(letter.upper())
+    if not rest.strip() or rest.startswith(("\n", "\r")):
+        return index  # the letter alone on its line
+    if letter.islower():
+        # "b)" / "b." are letters; "a lot ..." is an English word.
+        return index if rest[0] in ").]" else None
+    if re.match(_LETTER_END, rest[0]):
+        return index
+    # "B Some": a space, then that option's own text. "A lot of ..." / "I think ..." are words.
+    return index if _norm(rest).startswith(_norm(choices[index])) else None
+
+
+def _named_letter(text: str, letters: str) -> int | None:
+    """``"Answer: B"``, ``"the answer is (C)"``, ``"option D"``, ``"My answer: (d)"``."""
+    for m in re.finditer(
+        r"\b(?:answer|option|choice|letter)\s*(?:is|:|=|-)?\s*[\s*(\[\"':]*([A-Za-z])(?![\w])(.?)",
+        text,
+        re.IGNORECASE,
+    ):
+        letter, after = m.group(1), m.group(2)
+        if letter.upper() not in letters:
+            continue
+        if letter.islower() and after not in ("", ")", ".", "]", "*", '"', "'"):
+            continue  # "my answer is a firm no": an article, not option A
+        return letters.index(letter.upper())
+    return None
+
+
+def _option_text(text: str, choices: Sequence[str]) -> int | None:
+    """The option's own text (longest match first, so "Not at all" beats "All")."""
+    low = _norm(text)
+    matches = []
+    for i, c in enumerate(choices):
+        cl = _norm(c)
+        if cl and re.search(rf"(?<!\w){re.escape(cl)}(?!\w)", low):
+            matches.append((len(cl), low.find(cl), i))
+    if not matches:
+        return None
+    longest = max(m[0] for m in matches)
+    return min((pos, i) for length, pos, i in matches if length == longest)[1]
+
+
+def _lone_capital(text: str, letters: str) -> int | None:
+    """A single option letter standing alone somewhere ("I think B"); None if several."""
+    found = set()
+    for m in re.finditer(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])", text):
+        ch = m.group(1)
+        if ch in "AI" and re.match(r"\s+(?!(?:or|nor|and|vs)\b)[a-z]", text[m.end() :]):
+            continue  # the words "A" and "I" ("I think", "A lot")
+        if ch in letters:
+            found.add(ch)
+    return letters.index(found.pop()) if len(found) == 1 else None
+
+
 def parse_answer(reply: str, choices: Sequence[str]) -> ParsedAnswer:
     """Read the chosen option from a short generation.
 
-    Accepts ``"B"``, ``"(B)"``, ``"B."``, ``"b)"``, ``"Answer: B"``, ``"The answer is B"``,
-    ``"**B**"`` and the option's own text. Never raises: an unreadable reply returns
-    ``ParsedAnswer(None, reason)``, which scoring counts as wrong.
+    Tried in order: a letter at the start (``"B"``, ``"(B)"``, ``"B."``, ``"b)"``, ``"**B**"``,
+    ``"B: text"``); a named letter (``"Answer: B"``, ``"The answer is (C)"``, ``"option D"``); the
+    option's own text (longest match first); one lone option letter anywhere (``"I think B"``).
+
+    When a leading letter and the text after it disagree (``"A. Not sure"`` where "Not sure" is
+    option C, or is no option at all), the letter wins: it is the token the logprob path reads,
+    so the two scoring paths agree. A letter beyond the options (``"E"`` with four options), a
+    hedge between letters (``"A or B"``) and a reply with no option (``"I don't know"``) give
+    ``index=None``. Never raises: an unreadable reply returns ``ParsedAnswer(None, reason)``,
+    which scoring counts as wrong.
     """
-    n = len(choices)
-    letters = OPTION_LETTERS[:n]
+    letters = OPTION_LETTERS[: len(choices)]
     text = (reply or "").strip()
     if not text:
         return ParsedAnswer(None, "empty reply")
-    # 1. A letter standing alone at the start: "B", "(B)", "B.", "B)", "**B**", "B: text".
-    m = re.match(r"^[\s*_\"'`\[(]*([A-Za-z])(?:[\s*_\"'`\]).:,\-]|$)", text)
-    if m and m.group(1).upper() in letters and (m.group(1).isupper() or len(text) <= 3):
-        return ParsedAnswer(letters.index(m.group(1).upper()))
-    # 2. "Answer: B", "answer is (B)", "option B", "choice: B".
-    m = re.search(
-        r"\b(?:answer|option|choice)\s*(?:is|:|=)?\s*[\s*(\[\"']*([A-Za-z])\b", text, re.IGNORECASE
-    )
-    if m and m.group(1).upper() in letters:
-        return ParsedAnswer(letters.index(m.group(1).upper()))
-    # 3. The option's text (longest match first, so "Not at all" beats "All").
-    low = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-    matches = []
-    for i, c in enumerate(choices):
-        cl = " ".join(re.sub(r"[^\w\s]", " ", c.lower()).split())
-        if cl and re.search(rf"(?<!\w){re.escape(cl)}(?!\w)", low):
-            matches.append((len(cl), low.find(cl), i))
-    if matches:
-        longest = max(m[0] for m in matches)
-        best = min((pos, i) for length, pos, i in matches if length == longest)
-        return ParsedAnswer(best[1])
-    # 4. A lone capital letter anywhere ("I think B").
-    found = {ch for ch in re.findall(r"(?<![A-Za-z])([A-Z])(?![A-Za-z])", text) if ch in letters}
-    if len(found) == 1:
-        return ParsedAnswer(letters.index(found.pop()))
+    for rule in (
+        lambda: _leading_letter(text, choices),
+        lambda: _named_letter(text, letters),
+        lambda: _option_text(text, choices),
+        lambda: _lone_capital(text, letters),
+    ):
+        index = rule()
+        if index is not None:
+            return ParsedAnswer(index)
     return ParsedAnswer(None, f"no option found in reply {text[:80]!r}")
