@@ -287,6 +287,10 @@ def _openai_model(model: str | None, role: str, temperature: float, **kwargs: An
     # A local OpenAI-compatible server (llama_cpp.server, vLLM) usually accepts any key.
     params["api_key"] = api_key or "not-needed"
     params.update(kwargs)
+    limit = params.get("max_tokens") or params.get("max_completion_tokens")
+    if base_url and limit and "api.openai.com" not in base_url:
+        # langchain-openai sends max_completion_tokens, which llama_cpp.server ignores.
+        params["extra_body"] = {**(params.get("extra_body") or {}), "max_tokens": limit}
     return ChatOpenAI(**params)
 
 

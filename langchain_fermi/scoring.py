@@ -123,31 +123,39 @@ def _resolve_method(model: BaseChatModel, method: ScoringMethod) -> str:
         return method
     if isinstance(model, LocalLlamaChatModel):
         return "logits"
+    return "logprobs" if _is_openai(model) else "parse"
+
+
+def _is_openai(model: BaseChatModel) -> bool:
     try:
         from langchain_openai.chat_models.base import BaseChatOpenAI
     except ImportError:  # pragma: no cover - langchain-openai is a dependency
-        return "parse"
-    return "logprobs" if isinstance(model, BaseChatOpenAI) else "parse"
+        return False
+    return isinstance(model, BaseChatOpenAI)
+
+
+def _openai_limit(model: BaseChatModel, max_tokens: int) -> dict[str, Any]:
+    """``max_tokens`` for an OpenAI-compatible model, also in ``extra_body`` off api.openai.com.
+
+    langchain-openai sends ``max_completion_tokens``, which llama_cpp.server ignores.
+    """
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens}
+    base_url = str(getattr(model, "openai_api_base", None) or "")
+    if base_url and "api.openai.com" not in base_url:
+        extra = getattr(model, "extra_body", None) or {}
+        kwargs["extra_body"] = {**extra, "max_tokens": max_tokens}
+    return kwargs
 
 
 def _bound_model(model: BaseChatModel, method: str) -> Runnable:
     """The model with the call options of ``method`` (one token with logprobs, or a short reply)."""
     if method == "logprobs":
-        kwargs: dict[str, Any] = {"logprobs": True, "top_logprobs": _TOP_LOGPROBS, "max_tokens": 1}
-        base_url = str(getattr(model, "openai_api_base", None) or "")
-        if base_url and "api.openai.com" not in base_url:
-            # llama_cpp.server and some other servers ignore max_completion_tokens.
-            kwargs["extra_body"] = {**(getattr(model, "extra_body", None) or {}), "max_tokens": 1}
-        return model.bind(**kwargs)
+        limit = _openai_limit(model, 1) if _is_openai(model) else {"max_tokens": 1}
+        return model.bind(logprobs=True, top_logprobs=_TOP_LOGPROBS, **limit)
     if isinstance(model, LocalLlamaChatModel):
         return model.bind(max_tokens=_PARSE_MAX_TOKENS)
-    try:
-        from langchain_openai.chat_models.base import BaseChatOpenAI
-
-        if isinstance(model, BaseChatOpenAI):
-            return model.bind(max_tokens=_PARSE_MAX_TOKENS)
-    except ImportError:  # pragma: no cover
-        pass
+    if _is_openai(model):
+        return model.bind(**_openai_limit(model, _PARSE_MAX_TOKENS))
     return model
 
 
@@ -350,20 +358,25 @@ class AnswerScorer:
             )
             pending, cause = self._collect(pending, results, outputs, attempt)
             if not pending:
-                return self._read(outputs, requests)
+                return await asyncio.to_thread(self._read, outputs, requests)
         assert cause is not None
         raise self._error(len(pending), len(inputs), self.max_retries + 1, cause) from cause
 
     async def ascore(self, items: Sequence[tuple[str, Opinion]]) -> list[ScoredAnswer]:
-        """Async `score`: the llama.cpp path runs in a worker thread, the others use ``abatch``."""
-        keys, hits, misses = self._plan(items)
+        """Async `score`, with no blocking call on the event loop.
+
+        Cache reads/writes (SQLite) and the llama.cpp path run in worker threads; the other
+        paths call the model's ``abatch``.
+        """
+        keys, hits, misses = await asyncio.to_thread(self._plan, items)
         requests = list(misses.values())
-        if not requests:
-            return self._finish(keys, hits, {})
-        if self.method == "logits":
+        if requests and self.method == "logits":
             answers = await asyncio.to_thread(
                 self._with_retries, lambda: self._score_logits(requests), len(requests)
             )
-        else:
+        elif requests:
             answers = await self._abatch(requests)
-        return self._finish(keys, hits, dict(zip(misses, answers, strict=True)))
+        else:
+            answers = []
+        new = dict(zip(misses, answers, strict=True))
+        return await asyncio.to_thread(self._finish, keys, hits, new)

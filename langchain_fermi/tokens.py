@@ -157,6 +157,9 @@ def _text(content: Any) -> str:
     return "".join(parts)
 
 
+_OPENAI_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
 def count_message_tokens(
     messages: Sequence[BaseMessage | str], encoding: str = "cl100k_base"
 ) -> int:
@@ -170,7 +173,8 @@ def count_message_tokens(
         if isinstance(m, str):
             role, content, name = "user", m, None
         else:
-            role, content, name = m.type, _text(m.content), getattr(m, "name", None)
+            role = _OPENAI_ROLES.get(m.type, m.type)
+            content, name = _text(m.content), getattr(m, "name", None)
         total += 3 + count_tokens(role, encoding) + count_tokens(content, encoding)
         if name:
             total += 1 + count_tokens(name, encoding)

@@ -259,3 +259,13 @@ def test_empty_input() -> None:
     assert AnswerScorer(model).score([]) == []
     assert asyncio.run(AnswerScorer(model).ascore([])) == []
     assert model.calls == 0
+
+
+async def test_ascore_does_no_blocking_io_on_the_event_loop(tmp_path: Any) -> None:
+    blockbuster = pytest.importorskip("blockbuster")
+    cache = await asyncio.to_thread(ScoreCache, tmp_path / "scores.sqlite")
+    scorer = AnswerScorer(scripted(usage=False), cache=cache)  # usage=False: tiktoken counts
+    with blockbuster.blockbuster_ctx():
+        first = await scorer.ascore([("p", GUN), ("p", CLIMATE)])
+        again = await scorer.ascore([("p", GUN)])
+    assert [a.index for a in first] == [1, 2] and again[0].cached
