@@ -13,6 +13,8 @@ finishes in a few minutes on a laptop CPU. Environment overrides:
 * ``FERMI_K``, ``FERMI_L``, ``FERMI_T``: candidates per iteration, memory size, iterations
   (defaults 2, 3, 2);
 * ``FERMI_MAX_TARGET_CALLS``: a target-call budget per run;
+* ``FERMI_BRACKET_FALLBACK``: ``reply`` (default here: SmolLM2 rarely writes the requested
+  ``[...]``, so its whole reply becomes the new prompt) or ``drop`` (the paper's behaviour);
 * ``FERMI_SCORE_CACHE``: a SQLite score cache file (default: in memory).
 
 The server brings its own checkpointer, so the graph is compiled without one.
@@ -46,6 +48,7 @@ def studio_config(variant: str = "fermi") -> FermiConfig:
         L=_int("FERMI_L", 3),
         T=_int("FERMI_T", 2),
         max_target_calls=_int("FERMI_MAX_TARGET_CALLS", None),
+        bracket_fallback=os.environ.get("FERMI_BRACKET_FALLBACK") or "reply",
         variant=variant,
     )
 

@@ -269,6 +269,11 @@ class FermiConfig(BaseModel):
     include_final_candidates: bool = Field(
         True, description="score the last generation too (FERMI.md: memory + last generation)"
     )
+    bracket_fallback: Literal["drop", "reply"] = Field(
+        "drop",
+        description="an optimizer reply with no [...]: drop it (counted as unparseable), or use "
+        "the whole reply as the prompt (helps small local optimizers that ignore the brackets)",
+    )
 
 
 class Cost(BaseModel):
@@ -301,6 +306,10 @@ class FermiResult(BaseModel):
     cost: Cost = Field(default_factory=Cost)
     cost_per_iteration: list[Cost] = Field(default_factory=list)
     stop_reason: str = ""
+    dropped: dict[str, int] = Field(
+        default_factory=dict,
+        description="optimizer outputs not scored, by reason (duplicate / empty / unparseable)",
+    )
     config: FermiConfig = Field(default_factory=FermiConfig)
 
     @property

@@ -136,6 +136,19 @@ def test_duplicate_empty_and_unparseable_outputs_are_dropped_and_counted() -> No
     assert state["stop_reason"] == "iterations"
 
 
+@pytest.mark.parametrize("fallback", ["drop", "reply"])
+def test_unbracketed_replies_follow_the_configured_fallback(fallback: str) -> None:
+    replies = [keyword_prompt("t1"), f"Sure. [{keyword_prompt('t3')}]"]  # the first has no [...]
+    result, _, _ = _run(replies, K=2, T=1, bracket_fallback=fallback)
+    texts = [p.text for p in result.prompts[1:]]
+    if fallback == "drop":
+        assert texts == [keyword_prompt("t3")]
+        assert result.dropped["unparseable"] == 1
+    else:
+        assert texts == [keyword_prompt("t1"), keyword_prompt("t3")]
+        assert result.dropped["unparseable"] == 0
+
+
 def test_no_prompt_question_pair_is_scored_twice() -> None:
     replies = [*GOOD, B(keyword_prompt("t1"))]
     _, target, _ = _run(replies, T=4)
@@ -319,7 +332,7 @@ def test_demo_split_is_seeded_and_disjoint() -> None:
 
 
 async def test_async_run_makes_no_blocking_calls_on_the_event_loop(tmp_path) -> None:
-    """What ``langgraph dev`` enforces: no blocking I/O (e.g. the SQLite score cache) on the loop."""
+    """What ``langgraph dev`` enforces: no blocking I/O (the SQLite score cache) on the loop."""
     blockbuster = pytest.importorskip("blockbuster")
     graph = build_fermi_graph(
         KeywordTarget(),

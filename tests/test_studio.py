@@ -39,6 +39,7 @@ def test_studio_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     config = ns["studio_config"]("opro")
     assert (config.num_candidates, config.iterations, config.memory_size) == (3, 1, 3)
     assert (config.max_target_calls, config.variant) == (50, "opro")
+    assert config.bracket_fallback == "reply"  # SmolLM2 rarely writes brackets
     assert set(ns["graph"].get_input_jsonschema()["properties"]) >= {"user", "warm_start"}
     monkeypatch.setenv("FERMI_K", "two")
     with pytest.raises(ValueError, match="FERMI_K must be an integer, got 'two'"):

@@ -59,6 +59,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "max_target_calls": args.max_target_calls,
         "max_optimizer_calls": args.max_optimizer_calls,
         "max_concurrency": args.max_concurrency,
+        "bracket_fallback": args.bracket_fallback,
     }
     return FermiConfig(**{k: v for k, v in given.items() if v is not None})
 
@@ -158,6 +159,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-target-calls", type=int, default=None, help="budget per user")
     p.add_argument("--max-optimizer-calls", type=int, default=None, help="budget per user")
     p.add_argument("--max-concurrency", type=int, default=None, help="parallel model calls")
+    p.add_argument(
+        "--bracket-fallback",
+        choices=["drop", "reply"],
+        default=None,
+        help="optimizer replies without [...]: drop them (default) or use the whole reply",
+    )
     p.add_argument(
         "--checkpoint",
         type=Path,

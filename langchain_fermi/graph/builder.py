@@ -147,6 +147,7 @@ def result_from_state(
         cost=costs(values.get("cost")),
         cost_per_iteration=[costs(c) for c in values.get("cost_per_iteration", [])],
         stop_reason=values.get("stop_reason", ""),
+        dropped=dict(values.get("dropped") or {}),
         config=config,
     )
 

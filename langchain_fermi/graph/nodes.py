@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -163,15 +163,21 @@ def _num_samples(state: FermiState, ctx: FermiContext) -> int:
 
 
 def collect_candidates(
-    state: FermiState, replies: Sequence[BaseMessage]
+    state: FermiState, replies: Sequence[BaseMessage], *, fallback: str = "drop"
 ) -> tuple[list[str], dict[str, int]]:
     """Parse the replies; drop and count duplicates (of anything scored or earlier in this
-    batch, whitespace-normalised), empty and unparseable ones."""
+    batch, whitespace-normalised), empty and unparseable ones.
+
+    A reply with no bracket is unparseable, unless ``fallback="reply"``: then the whole reply
+    is the new prompt.
+    """
     known = {normalize_prompt(p["text"]) for p in state.get("scored", [])}
     dropped = {**dict.fromkeys(DROP_REASONS, 0), **(state.get("dropped") or {})}
     out: list[str] = []
     for reply in replies:
         text = parse_bracketed(str(reply.text))
+        if text is None and fallback == "reply":
+            text = str(reply.text).strip()
         key = normalize_prompt(text or "")
         reason = "unparseable" if text is None else "empty" if not key else ""
         if not reason and key in known:
@@ -185,9 +191,14 @@ def collect_candidates(
 
 
 def _generation_update(
-    state: FermiState, prompt: str, replies: list[BaseMessage], calls: int, started: float
+    state: FermiState,
+    ctx: FermiContext,
+    prompt: str,
+    replies: list[BaseMessage],
+    calls: int,
+    started: float,
 ) -> dict[str, Any]:
-    candidates, dropped = collect_candidates(state, replies)
+    candidates, dropped = collect_candidates(state, replies, fallback=ctx.config.bracket_fallback)
     delta = replies_cost(prompt, replies, calls)
     return {
         "candidates": candidates,
@@ -211,7 +222,7 @@ def generate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
         return {"candidates": _initial_candidates(state)}
     prompt, n = meta_prompt(state, ctx), _num_samples(state, ctx)
     replies, calls = sample_replies(ctx.optimizer, prompt, n, ctx.config) if n else ([], 0)
-    return _generation_update(state, prompt, replies, calls, started)
+    return _generation_update(state, ctx, prompt, replies, calls, started)
 
 
 async def agenerate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
@@ -225,14 +236,18 @@ async def agenerate_candidates(state: FermiState, ctx: FermiContext) -> dict[str
     else:
         replies, calls = [], 0
     # token estimates may load tiktoken files: keep that file I/O off the event loop
-    return await asyncio.to_thread(_generation_update, state, prompt, replies, calls, started)
+    return await asyncio.to_thread(_generation_update, state, ctx, prompt, replies, calls, started)
 
 
 # ------------------------------------------------------------------------------ evaluate
 
 
 def _scored_prompt(
-    text: str, opinions: list[Opinion], answers: list[ScoredAnswer], state: FermiState, ctx: Any
+    text: str,
+    opinions: list[Opinion],
+    answers: list[ScoredAnswer],
+    state: FermiState,
+    ctx: FermiContext,
 ) -> ScoredPrompt:
     correctness = [agreement(a, o) for a, o in zip(answers, opinions, strict=True)]
     return ScoredPrompt(
@@ -258,24 +273,36 @@ def _answers_cost(answers: list[ScoredAnswer]) -> Cost:
     )
 
 
-def _record(
-    state: FermiState, ctx: FermiContext, text: str, answers: list[ScoredAnswer], acc: dict
-) -> bool:
-    """Add one candidate's result to ``acc``; True when a budget ran out (stop scoring)."""
-    acc["spent"] = acc["spent"] + _answers_cost(answers)
-    acc["scored"].append(_scored_prompt(text, acc["opinions"], answers, state, ctx))
-    done, total = len(acc["scored"]), len(state.get("candidates", []))
-    event = {"event": "scored", "iteration": state.get("iteration", 0), "done": done}
-    _emit({**event, "total": total, "score": acc["scored"][-1].score})
-    return budget_spent(costs(state.get("cost")) + acc["spent"], ctx.config) is not None
+@dataclass
+class _Evaluation:
+    """What one `evaluate_candidates` step has scored and spent so far."""
 
+    state: FermiState
+    ctx: FermiContext
+    opinions: list[Opinion]
+    started: float = field(default_factory=time.perf_counter)
+    spent: Cost = field(default_factory=Cost)
+    scored: list[ScoredPrompt] = field(default_factory=list)
 
-def _evaluation_update(state: FermiState, acc: dict, started: float) -> dict[str, Any]:
-    return {
-        "new_scored": dump_prompts(acc["scored"]),
-        "candidates": [],
-        "iteration_cost": _with_cost(state, acc["spent"], started),
-    }
+    def items(self, text: str) -> list[tuple[str, Opinion]]:
+        return [(text, o) for o in self.opinions]
+
+    def record(self, text: str, answers: list[ScoredAnswer]) -> bool:
+        """Add one candidate's result; True when a budget ran out (stop scoring)."""
+        self.spent = self.spent + _answers_cost(answers)
+        self.scored.append(_scored_prompt(text, self.opinions, answers, self.state, self.ctx))
+        total = len(self.state.get("candidates", []))
+        event = {"event": "scored", "iteration": self.state.get("iteration", 0)}
+        _emit({**event, "done": len(self.scored), "total": total, "score": self.scored[-1].score})
+        spent = costs(self.state.get("cost")) + self.spent
+        return budget_spent(spent, self.ctx.config) is not None
+
+    def update(self) -> dict[str, Any]:
+        return {
+            "new_scored": dump_prompts(self.scored),
+            "candidates": [],
+            "iteration_cost": _with_cost(self.state, self.spent, self.started),
+        }
 
 
 def evaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
@@ -285,13 +312,11 @@ def evaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     across a resume when the cache is on disk. When a budget runs out mid-iteration, the
     candidates not yet scored are skipped (the budget stop rule then ends the loop).
     """
-    started = time.perf_counter()
-    acc = {"spent": Cost(), "scored": [], "opinions": _opinions(state, "scoring_ids")}
+    run = _Evaluation(state, ctx, _opinions(state, "scoring_ids"))
     for text in state.get("candidates", []):
-        answers = ctx.scorer.score([(text, o) for o in acc["opinions"]])
-        if _record(state, ctx, text, answers, acc):
+        if run.record(text, ctx.scorer.score(run.items(text))):
             break
-    return _evaluation_update(state, acc, started)
+    return run.update()
 
 
 async def _ascore(scorer: AnswerScorer, items: list[tuple[str, Opinion]]) -> list[ScoredAnswer]:
@@ -308,13 +333,11 @@ async def _ascore(scorer: AnswerScorer, items: list[tuple[str, Opinion]]) -> lis
 
 async def aevaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """Async `evaluate_candidates`."""
-    started = time.perf_counter()
-    acc = {"spent": Cost(), "scored": [], "opinions": _opinions(state, "scoring_ids")}
+    run = _Evaluation(state, ctx, _opinions(state, "scoring_ids"))
     for text in state.get("candidates", []):
-        answers = await _ascore(ctx.scorer, [(text, o) for o in acc["opinions"]])
-        if _record(state, ctx, text, answers, acc):
+        if run.record(text, await _ascore(ctx.scorer, run.items(text))):
             break
-    return _evaluation_update(state, acc, started)
+    return run.update()
 
 
 # ------------------------------------------------------------------------------ misaligned
