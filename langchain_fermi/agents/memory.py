@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -93,13 +94,10 @@ class _UserView:
     record: UserRecord
     when: datetime
     fermi: FermiStore
-    _snap: Any = None
 
-    @property
+    @cached_property
     def snapshot(self) -> Any:
-        if self._snap is None:
-            self._snap = self.fermi.snapshot(self.record.user_id)
-        return self._snap
+        return self.fermi.snapshot(self.record.user_id)
 
 
 class FermiMemoryStore(BaseStore):
@@ -342,13 +340,8 @@ class FermiMemoryStore(BaseStore):
         present = []
         for view in self._views_for_listing(op):
             rec = view.record
-            for kind, has in (
-                ("opinions", rec.opinion_ids),
-                ("prompts", rec.n_prompts),
-                ("profile", rec.attributes),
-            ):
-                if has:
-                    present.append(self._ns(rec.user_id, kind))
+            has = {"opinions": rec.opinion_ids, "prompts": rec.n_prompts, "profile": rec.attributes}
+            present += [self._ns(rec.user_id, kind) for kind in KINDS if has[kind]]
         return select_namespaces(present, op.match_conditions, op.max_depth)
 
     def _write(self, writes: dict[tuple[str, str, str], Any]) -> None:
