@@ -319,23 +319,11 @@ def evaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     return run.update()
 
 
-async def _ascore(scorer: AnswerScorer, items: list[tuple[str, Opinion]]) -> list[ScoredAnswer]:
-    """``scorer.ascore``, or ``score`` in a worker thread when its cache is a SQLite file.
-
-    `AnswerScorer.ascore` reads the cache on the event loop; with an on-disk cache those are
-    blocking SQLite calls (``langgraph dev`` rejects them), so the whole scoring moves to a
-    thread instead.
-    """
-    if getattr(scorer.cache, "path", None) is not None:
-        return await asyncio.to_thread(scorer.score, items)
-    return await scorer.ascore(items)
-
-
 async def aevaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """Async `evaluate_candidates`."""
     run = _Evaluation(state, ctx, _opinions(state, "scoring_ids"))
     for text in state.get("candidates", []):
-        if run.record(text, await _ascore(ctx.scorer, run.items(text))):
+        if run.record(text, await ctx.scorer.ascore(run.items(text))):
             break
     return run.update()
 
