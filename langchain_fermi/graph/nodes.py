@@ -98,6 +98,11 @@ def _opinions(state: FermiState, key: str) -> list[Opinion]:
 # ------------------------------------------------------------------------------ split
 
 
+def _reset(state: FermiState, key: str) -> Any:
+    """An empty list for an append-only channel: `Overwrite` only when it holds an old run."""
+    return Overwrite([]) if state.get(key) else []  # type: ignore[misc]
+
+
 def split_opinions(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """Validate the user, split the opinions (seeded) and reset the accumulators.
 
@@ -115,11 +120,11 @@ def split_opinions(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
         "iteration": 0,
         "candidates": [],
         "new_scored": [],
-        "scored": Overwrite([]),
+        "scored": _reset(state, "scored"),
         "memory": [],
-        "curve": Overwrite([]),
+        "curve": _reset(state, "curve"),
         "iteration_cost": zero,
-        "cost_per_iteration": Overwrite([]),
+        "cost_per_iteration": _reset(state, "cost_per_iteration"),
         "cost": zero,
         "dropped": dict.fromkeys(DROP_REASONS, 0),
         "stop_reason": "",
