@@ -120,3 +120,17 @@ def test_without_a_fermi_store_the_tool_fails_clearly(fermi: FermiStore):
     agent = create_agent(model, tools=[record_opinion], store=InMemoryStore())
     with pytest.raises(ValueError, match="no Fermi store"):
         agent.invoke({"messages": [HumanMessage("cats?")]}, context={"user_id": "bob"})
+
+
+def test_the_middleware_can_bring_the_tools(fermi: FermiStore):
+    model = OneToolCallModel(tool="record_opinion", args=CATS, reply="noted")
+    agent = create_agent(
+        model,
+        middleware=[FermiMiddleware(fermi, fallback="none", with_tools=True)],
+        context_schema=FermiAgentContext,
+    )
+    out = agent.invoke({"messages": [HumanMessage("No cats.")]}, context={"user_id": "alice"})
+    assert out["messages"][-1].content == "noted"
+    oid = live_opinion_id(CATS["question"], CATS["choices"])
+    assert fermi.get_user("alice").opinion(oid).answer == "No"
+    assert oid not in {o.id for o in fermi.get_user("bob").opinions}

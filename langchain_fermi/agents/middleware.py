@@ -8,7 +8,7 @@ it in the system message. The user id comes from the run's context, never from t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from langchain.agents.middleware.types import (
@@ -20,9 +20,14 @@ from langchain.agents.middleware.types import (
 )
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables.config import run_in_executor
-from typing_extensions import TypedDict
 
+from langchain_fermi.agents.context import (
+    FermiAgentContext,
+    resolve_fermi_store,
+    user_id_from_context,
+)
 from langchain_fermi.agents.memory import FermiMemoryStore
+from langchain_fermi.agents.tools import make_opinion_tools
 from langchain_fermi.errors import UnknownUserError
 from langchain_fermi.personalizer import FermiPersonalizer
 from langchain_fermi.retrieval import STRATEGIES, PromptSelection, Strategy
@@ -50,47 +55,6 @@ Placement = Literal["prepend", "replace"]
 
 _FALLBACKS = ("profile", "none", "raise")
 _PLACEMENTS = ("prepend", "replace")
-
-
-class FermiAgentContext(TypedDict):
-    """Run context for agents with Fermi memory: ``context={"user_id": "alice"}``."""
-
-    user_id: str
-
-
-def user_id_from_context(context: Any, key: str = "user_id") -> str:
-    """The user id from a run context: a mapping, or any object with that attribute.
-
-    Raises:
-        ValueError: No context, or no user id in it.
-    """
-    value = context.get(key) if isinstance(context, Mapping) else getattr(context, key, None)
-    if not value:
-        msg = (
-            f"no {key!r} in the run context ({type(context).__name__}): create the agent with "
-            f"context_schema=FermiAgentContext and invoke it with context={{{key!r}: ...}}"
-        )
-        raise ValueError(msg)
-    return str(value)
-
-
-def resolve_fermi_store(store: Any, runtime_store: Any = None) -> FermiStore:
-    """The `FermiStore` to read: the given one, else the run's store if it is Fermi memory.
-
-    Raises:
-        ValueError: Neither is (or wraps) a `FermiStore`.
-    """
-    for candidate in (store, runtime_store):
-        if isinstance(candidate, FermiStore):
-            return candidate
-        if isinstance(candidate, FermiMemoryStore):
-            return candidate.fermi
-    msg = (
-        "no Fermi store: pass store=FermiStore(...) (or a FermiMemoryStore) to the middleware or "
-        f"tool, or run the agent with store=FermiMemoryStore(...) (the run's store is "
-        f"{type(runtime_store).__name__})"
-    )
-    raise ValueError(msg)
 
 
 def _question(messages: Sequence[BaseMessage]) -> str:
@@ -220,10 +184,13 @@ class FermiMiddleware(AgentMiddleware[Any, ContextT, ResponseT]):
         placement: ``"prepend"`` the Fermi prompt to the agent's system prompt, or ``"replace"``
             it.
         user_id_key: The context field holding the user id.
+        with_tools: Also give the agent the `record_opinion` and `get_user_profile` tools
+            (bound to ``store``), so it learns from what the user says. Needs a model with
+            tool calling.
 
     Example:
         >>> agent = create_agent(
-        ...     model, tools=[record_opinion], middleware=[FermiMiddleware()],
+        ...     model, middleware=[FermiMiddleware(with_tools=True)],
         ...     context_schema=FermiAgentContext, store=FermiMemoryStore(fermi_store),
         ... )
         >>> agent.invoke({"messages": [("user", "Should taxes go up?")]},
@@ -239,6 +206,7 @@ class FermiMiddleware(AgentMiddleware[Any, ContextT, ResponseT]):
         fallback: Fallback = "profile",
         placement: Placement = "prepend",
         user_id_key: str = "user_id",
+        with_tools: bool = False,
     ) -> None:
         super().__init__()
         if store is not None and not isinstance(store, FermiStore | FermiMemoryStore):
@@ -252,6 +220,8 @@ class FermiMiddleware(AgentMiddleware[Any, ContextT, ResponseT]):
         self.placement: Placement = placement
         self.user_id_key = user_id_key
         self.tools = []
+        if with_tools:
+            self.tools = make_opinion_tools(store, user_id_key=user_id_key)
 
     def select(self, request: ModelRequest[ContextT]) -> PromptSelection | None:
         """The prompt this request gets (None: leave the system message alone)."""

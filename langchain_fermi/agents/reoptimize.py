@@ -16,8 +16,8 @@ from typing import Any, Literal, overload
 
 from langchain_core.language_models import BaseChatModel
 
+from langchain_fermi.agents.context import resolve_fermi_store
 from langchain_fermi.agents.memory import FermiMemoryStore
-from langchain_fermi.agents.middleware import resolve_fermi_store
 from langchain_fermi.errors import UnknownUserError
 from langchain_fermi.scoring import ScoreCache
 from langchain_fermi.store import FermiStore

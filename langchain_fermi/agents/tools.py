@@ -14,8 +14,8 @@ from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
 from langchain_fermi.agents._memory_ops import parse_opinion_put
+from langchain_fermi.agents.context import resolve_fermi_store, user_id_from_context
 from langchain_fermi.agents.memory import FermiMemoryStore
-from langchain_fermi.agents.middleware import resolve_fermi_store, user_id_from_context
 from langchain_fermi.errors import UnknownUserError
 from langchain_fermi.store import FermiStore
 from langchain_fermi.types import OPTION_LETTERS, Opinion, validate_user_id
