@@ -261,12 +261,13 @@ class FermiStore:
         rec = self._require_record(user_id)
         uid = rec.user_id
         with self._write_lock:
+            # The record first: readers stop finding the user at once, never half of them.
+            self.users.delete(ids=[uid])
+            self._invalidate(uid)
             if rec.opinion_ids:
                 self.opinions.delete(ids=[opinion_row_id(uid, o) for o in rec.opinion_ids])
             self.opinions.delete(where={"user_id": uid})
             self.prompts.delete(where={"user_id": uid})
-            self.users.delete(ids=[uid])
-            self._invalidate(uid)
 
     # -- reads ----------------------------------------------------------------------------------
     def list_users(self) -> list[str]:
@@ -298,7 +299,10 @@ class FermiStore:
                 continue
             self._cache.put(rec.user_id, snap)
             return snap
-        msg = f"user {user_id!r} kept changing while being read; try again"
+        msg = (
+            f"user {user_id!r}: the rows never matched the user's record (a writer kept changing "
+            "them, or the store is damaged: save or delete the user again)"
+        )
         raise RuntimeError(msg)
 
     def _load_snapshot(self, rec: UserRecord) -> UserSnapshot | None:

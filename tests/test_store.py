@@ -337,3 +337,12 @@ def test_injected_client(tmp_path: Path):
     assert store.path is None
     names = sorted(c.name for c in client.list_collections())
     assert names == ["t1_opinions", "t1_prompts", "t1_users"]
+
+
+def test_damaged_store_fails_clearly(store: FermiStore):
+    store.save_user(make_user("alice"))
+    store.opinions.delete(ids=["alice:o1"])  # a row lost behind the store's back
+    with pytest.raises(RuntimeError, match="never matched the user's record"):
+        store.get_user("alice")
+    store.delete_user("alice")  # still cleans up
+    assert store.list_users() == [] and not store.opinions.get(include=[])["ids"]
