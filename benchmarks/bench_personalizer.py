@@ -64,16 +64,23 @@ def _question(rng: random.Random) -> str:
     return rng.choice(TEMPLATES).format(*rng.sample(WORDS, 2)) + f" ({extra})"
 
 
-def synth_users(n: int, n_opinions: int, n_prompts: int, seed: int) -> list[Any]:
-    """``(user, prompts)`` pairs with deterministic random content."""
+def synth_users(n: int, n_opinions: int, n_prompts: int, pool: int, seed: int) -> list[Any]:
+    """``(user, prompts)`` pairs with deterministic random content.
+
+    Each user answers ``n_opinions`` questions drawn from a pool of ``pool`` distinct questions
+    (as survey respondents share a questionnaire); ``pool=0`` gives every opinion its own text.
+    """
     rng = random.Random(seed)
+    questions = [_question(rng) + f" [{i}]" for i in range(pool)]
     out = []
     for u in range(n):
+        if pool:
+            texts = rng.sample(questions, n_opinions)
+        else:
+            texts = [_question(rng) for _ in range(n_opinions)]
         ops = [
-            Opinion(
-                id=f"q{j}", question=_question(rng), choices=CHOICES, answer=rng.choice(CHOICES)
-            )
-            for j in range(n_opinions)
+            Opinion(id=f"q{j}", question=t, choices=CHOICES, answer=rng.choice(CHOICES))
+            for j, t in enumerate(texts)
         ]
         ids = [o.id for o in ops]
         prompts = []
@@ -140,7 +147,7 @@ def bench_one(
     build_s = time.perf_counter() - t0
     rng = random.Random(args.seed + n_users)
     users = [rng.randrange(n_users) for _ in range(args.queries + args.warmup)]
-    qs = [[_question(rng) + f" #{i}" for i in range(len(users))] for _ in range(3)]
+    qs = [[_question(rng) + f" #{i}" for i in range(len(users))] for _ in range(4)]
     uid = [items[u][0].user_id for u in users]
 
     store = FermiStore(path, embeddings=emb, cache_size=max(n_users, 1))
@@ -148,7 +155,7 @@ def bench_one(
     embed_texts(["warm-up"])  # ONNX session init, once per process
     w = args.warmup
     res: dict[str, Any] = {"users": n_users, "build_write_s": build_s, "disk_mb": _dir_mb(path)}
-    res["embed"] = _pct(_timed(lambda q: emb.embed_query(q), [[q] for q in qs[0][w:]]))
+    res["embed"] = _pct(_timed(lambda q: emb.embed_query(q), [[q] for q in qs[3][w:]]))
     cold = _timed(pers.select_prompt, list(zip(uid, qs[0], strict=True)))
     res["cold"] = _pct(cold[w:])
     warm = _timed(pers.select_prompt, list(zip(uid, qs[1], strict=True)))
