@@ -146,7 +146,7 @@ def bench_one(
     bulk_import(FermiStore(path, embeddings=emb), items[:n_users], users_per_batch=1000)
     build_s = time.perf_counter() - t0
     rng = random.Random(args.seed + n_users)
-    users = [rng.randrange(n_users) for _ in range(args.queries + args.warmup)]
+    users = rng.sample(range(n_users), min(n_users, args.queries + args.warmup))  # distinct: cold
     qs = [[_question(rng) + f" #{i}" for i in range(len(users))] for _ in range(4)]
     uid = [items[u][0].user_id for u in users]
 
