@@ -302,3 +302,55 @@ def test_jobs_run_users_in_parallel_with_the_same_results(tmp_path: Path, models
     one = _run(_config(tmp_path, run_name="seq", methods=methods), models)
     two = _run(_config(tmp_path, run_name="par", methods=methods, jobs=2), models)
     assert [m.accuracy for m in one.methods] == [m.accuracy for m in two.methods]
+
+
+def test_cli_options_map_to_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the repo root
+    script_main = importlib.import_module("benchmarks.opinionqa").main
+    from langchain_fermi.cli import build_parser
+    from langchain_fermi.cli.bench import add_arguments, config_from_args
+
+    argv = [
+        "-K",
+        "3",
+        "-L",
+        "4",
+        "-T",
+        "2",
+        "--methods",
+        "fermi_rop,zero_shot",
+        "--budget",
+        "100",
+        "--n-optimize",
+        "10",
+        "--n-test",
+        "7",
+        "--target-model",
+        "qwen2.5-coder-1.5b",
+        "--optimizer-max-tokens",
+        "200",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    config = config_from_args(add_arguments(argparse.ArgumentParser()).parse_args(argv))
+    assert (config.num_candidates, config.memory_size, config.iterations) == (3, 4, 2)
+    assert config.methods == ("zero_shot", "fermi_rop")  # report order
+    assert config.run_name == "opinionqa-qwen2.5-coder-1.5b"
+    fc = config.fermi_config("fermi")
+    assert (
+        fc.max_target_calls == 100
+        and fc.optimizer_temperature == 1.0
+        and fc.target_temperature == 0.0
+    )
+    assert (config.n_optimize, config.n_test, config.optimizer_max_tokens) == (10, 7, 200)
+    # `fermi bench` has the same options
+    args = build_parser().parse_args(["bench", *argv])
+    assert config_from_args(args) == config
+    # a bad method is a usage error naming the choices, not a traceback
+    assert script_main(["--methods", "zero_shot,bogus", "--results-dir", str(tmp_path)]) == 2
+    assert "bogus" in capsys.readouterr().err

@@ -84,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     o.add_argument("--target-temperature", type=float, default=0.0)
     o.add_argument("--optimizer-temperature", type=float, default=1.0)
+    o.add_argument(
+        "--optimizer-max-tokens",
+        type=int,
+        default=None,
+        help="cap on each optimizer reply (default: the model's own)",
+    )
     r = parser.add_argument_group("run")
     r.add_argument(
         "--run-name",
@@ -157,6 +163,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         "patience": args.patience,
         "target_temperature": args.target_temperature,
         "optimizer_temperature": args.optimizer_temperature,
+        "optimizer_max_tokens": args.optimizer_max_tokens,
         "budget_calls": args.budget,
         "budget_tokens": args.budget_tokens,
         "max_total_calls": args.max_total_calls,

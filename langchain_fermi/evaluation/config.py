@@ -83,6 +83,9 @@ class BenchConfig(BaseModel):
     patience: int | None = Field(None, ge=1)
     target_temperature: float = Field(0.0, ge=0.0)
     optimizer_temperature: float = Field(1.0, ge=0.0)
+    optimizer_max_tokens: int | None = Field(
+        None, ge=16, description="cap on each optimizer reply (None: the model's default)"
+    )
     budget_calls: int | None = Field(None, ge=1, description="per user and variant: target calls")
     budget_tokens: int | None = Field(None, ge=1, description="per user and variant: tokens")
     max_total_calls: int | None = Field(

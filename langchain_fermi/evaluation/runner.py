@@ -136,8 +136,12 @@ def _models(
             config.target_model, role="target", temperature=config.target_temperature
         )
     if optimizer is None and config.variants():
+        extra = {"max_tokens": config.optimizer_max_tokens} if config.optimizer_max_tokens else {}
         optimizer = get_chat_model(
-            config.optimizer_model, role="optimizer", temperature=config.optimizer_temperature
+            config.optimizer_model,
+            role="optimizer",
+            temperature=config.optimizer_temperature,
+            **extra,
         )
     return target, optimizer
 
