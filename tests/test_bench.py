@@ -189,6 +189,11 @@ def test_small_benchmark_report_schema(tmp_path: Path, models: Any, phases: None
         assert c.naive.target_calls >= c.actual.target_calls
     total = costs["total"]
     assert total.call_ratio is not None and total.call_ratio >= 1.0
+    # the latency probe timed the same pairs both ways and scales the naive call count
+    assert report.probe_pairs == 20 and report.naive_call_seconds is not None
+    assert total.naive_target_seconds == pytest.approx(
+        total.naive.target_calls * report.naive_call_seconds
+    )
     # per-user files, plots, leak check
     assert sorted(p.stem for p in (run_dir / "users").glob("*.json")) == sorted(
         r.user_id for r in report.users

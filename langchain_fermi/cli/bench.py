@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--naive-probe",
         type=int,
         default=d["naive_probe"].default,
-        help="time this many plain chat calls to estimate the naive loop's time (0: skip)",
+        help="pairs timed both ways, naive chat call vs our scorer (0: skip)",
     )
     r.add_argument("--fresh", action="store_true", help="delete this run's results and cache first")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")

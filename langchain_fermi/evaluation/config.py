@@ -94,7 +94,7 @@ class BenchConfig(BaseModel):
     jobs: int = Field(1, ge=1, description="users evaluated in parallel")
     bootstrap_samples: int = Field(2000, ge=1)
     naive_probe: int = Field(
-        20, ge=0, description="time this many naive chat calls to estimate the naive loop's time"
+        20, ge=0, description="pairs timed both ways (naive chat call vs our scorer); 0: skip"
     )
     neutral_prompt: str = NEUTRAL_PROMPT
     few_shot_with_profile: bool = Field(

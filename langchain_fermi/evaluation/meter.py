@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from langchain_core.language_models import BaseChatModel
 
@@ -21,7 +22,7 @@ from langchain_fermi.evaluation.costs import call_tokens
 from langchain_fermi.scoring import AnswerScorer, ScoreCache, ScoredAnswer
 from langchain_fermi.types import Cost, Opinion
 
-__all__ = ["NAIVE_MAX_TOKENS", "RecordingCache", "TestScorer", "probe_naive_latency"]
+__all__ = ["NAIVE_MAX_TOKENS", "LatencyProbe", "RecordingCache", "TestScorer", "probe_latency"]
 
 NAIVE_MAX_TOKENS = 8
 """A naive call generates a short answer (the letter, often followed by the option text)."""
@@ -129,21 +130,56 @@ class TestScorer:
         return [a.index for a in answers], cost
 
 
-def probe_naive_latency(
-    model: BaseChatModel, pairs: Sequence[tuple[str, Opinion]], *, n: int, seed: int = 0
-) -> float | None:
-    """Mean seconds of one naive call: a plain chat completion, pairs in random order.
+class LatencyProbe(NamedTuple):
+    """Seconds per target call on the same pairs, the naive way and through our scorer."""
 
-    This is what the naive loop pays per (prompt, question): no cache, no logit scoring, no
-    grouping by prompt (only whatever prefix reuse the backend does by itself). ``None`` when
-    there is nothing to probe.
+    naive: float
+    scored: float
+    pairs: int
+
+
+def probe_latency(
+    model: BaseChatModel,
+    groups: Sequence[tuple[str, Sequence[Opinion]]],
+    *,
+    n: int,
+    seed: int = 0,
+    per_prompt: int = 8,
+) -> LatencyProbe | None:
+    """Time the naive loop and our scorer on the same sample of (prompt, opinion) pairs.
+
+    The sample mirrors how optimization scores: a few prompts, each on ``per_prompt`` opinions.
+    Naive: one plain chat completion per pair (a short generation, parsed), in loop order,
+    with whatever prefix reuse the backend does by itself. Ours: `AnswerScorer` with a fresh,
+    empty cache (so nothing is a cache hit) on the same pairs. ``None`` when there is nothing
+    to probe.
+
+    Args:
+        model: The target model.
+        groups: Candidate prompts, each with the opinions it may be scored on.
+        n: Pairs to time (about; whole prompt groups).
+        seed: Which prompts and opinions.
+        per_prompt: Opinions per prompt in the sample.
     """
-    if n <= 0 or not pairs:
+    if n <= 0 or not groups:
         return None
-    sample = random.Random(seed).sample(list(pairs), min(n, len(pairs)))
+    rng = random.Random(seed)
+    order = list(groups)
+    rng.shuffle(order)
+    pairs: list[tuple[str, Opinion]] = []
+    for prompt, opinions in order:
+        if len(pairs) >= n:
+            break
+        take = rng.sample(list(opinions), min(per_prompt, len(opinions), n - len(pairs)))
+        pairs += [(prompt, o) for o in take]
+    if not pairs:
+        return None
     start = time.perf_counter()
-    for prompt, op in sample:
-        model.invoke(
-            AnswerScorer.messages(prompt, op.question, op.choices), max_tokens=NAIVE_MAX_TOKENS
-        )
-    return (time.perf_counter() - start) / len(sample)
+    for prompt, op in pairs:
+        messages = AnswerScorer.messages(prompt, op.question, op.choices)
+        model.invoke(messages, max_tokens=NAIVE_MAX_TOKENS)
+    naive = (time.perf_counter() - start) / len(pairs)
+    start = time.perf_counter()
+    AnswerScorer(model, cache=ScoreCache()).score(pairs)
+    scored = (time.perf_counter() - start) / len(pairs)
+    return LatencyProbe(naive=naive, scored=scored, pairs=len(pairs))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
 from langchain_fermi.evaluation.costs import ratio
+from langchain_fermi.evaluation.meter import LatencyProbe
 from langchain_fermi.evaluation.metrics import bootstrap_ci, mean_curve, paired_bootstrap_ci
 from langchain_fermi.evaluation.schema import (
     BenchReport,
@@ -110,7 +111,7 @@ def build_report(
     optimizer_model: str,
     wall_seconds: float = 0.0,
     failed_users: Sequence[str] = (),
-    naive_call_seconds: float | None = None,
+    probe: LatencyProbe | None = None,
 ) -> BenchReport:
     """The run's report from its per-user results (methods every user has, in report order)."""
     if not results:
@@ -134,12 +135,9 @@ def build_report(
     )
     costs = [_cost_summary(m, results) for m in methods if m != "random"]
     costs.append(_total_cost(results, methods))
-    if naive_call_seconds is not None:
+    if probe is not None:
         for c in costs:
-            c.naive_target_seconds = c.naive.target_calls * naive_call_seconds
-    queries = [r.methods[m].cost for r in results for m in methods if m != "random"]
-    made = sum(c.target_calls for c in queries)
-    scoring_call_seconds = sum(c.wall_seconds for c in queries) / made if made else None
+            c.naive_target_seconds = c.naive.target_calls * probe.naive
     return BenchReport(
         run_name=config.run_name,
         dataset=config.dataset,
@@ -154,8 +152,9 @@ def build_report(
         leak_free=all(r.leak_check.ok for r in results),
         users=list(results),
         wall_seconds=wall_seconds,
-        naive_call_seconds=naive_call_seconds,
-        scoring_call_seconds=scoring_call_seconds,
+        naive_call_seconds=probe.naive if probe else None,
+        scoring_call_seconds=probe.scored if probe else None,
+        probe_pairs=probe.pairs if probe else 0,
         failed_users=list(failed_users),
     )
 
@@ -164,19 +163,24 @@ def _fmt_ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}x"
 
 
+def _has_reference(report: BenchReport) -> bool:
+    return any(m.method == REFERENCE_METHOD for m in report.methods)
+
+
 def format_table(report: BenchReport) -> str:
     """The report as two plain-text tables (accuracy, then cost), for the terminal and READMEs."""
     lines = [
         f"run {report.run_name}: {report.dataset}, {report.n_users} users, "
         f"target {report.target_model}, optimizer {report.optimizer_model or '-'}",
         "",
-        f"{'method':<15} {'accuracy':>8}  {'95% CI':<15} {'fermi_rop - method [95% CI]':<28}",
+        f"{'method':<15} {'accuracy':>8}  {'95% CI':<15} "
+        + (f"{REFERENCE_METHOD} - method [95% CI]" if _has_reference(report) else ""),
     ]
     for m in report.methods:
         d = m.diff_vs_fermi_rop
         diff = f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else ""
         lines.append(
-            f"{m.method:<15} {m.accuracy:>8.3f}  [{m.ci_low:.3f}, {m.ci_high:.3f}]  {diff:<28}"
+            f"{m.method:<15} {m.accuracy:>8.3f}  [{m.ci_low:.3f}, {m.ci_high:.3f}]  {diff}".rstrip()
         )
     if report.random_draw_accuracy is not None:
         lines.append(
@@ -202,9 +206,9 @@ def format_table(report: BenchReport) -> str:
     )
     if report.naive_call_seconds is not None and report.scoring_call_seconds is not None:
         lines.append(
-            f"time per target call: naive chat completion "
-            f"{report.naive_call_seconds * 1000:.0f} ms, "
-            f"our scoring {report.scoring_call_seconds * 1000:.0f} ms"
+            f"time per target call on the same {report.probe_pairs} pairs: naive chat completion "
+            f"{report.naive_call_seconds * 1000:.0f} ms, our scoring (no cache) "
+            f"{report.scoring_call_seconds * 1000:.0f} ms"
         )
     for v, curve in report.curves.items():
         lines.append(f"mean best score by iteration, {v}: " + " ".join(f"{x:.3f}" for x in curve))

@@ -30,12 +30,12 @@ from langchain_core.language_models import BaseChatModel
 from tqdm.auto import tqdm
 
 from langchain_fermi.evaluation.config import BenchConfig
-from langchain_fermi.evaluation.meter import TestScorer, probe_naive_latency
+from langchain_fermi.evaluation.meter import TestScorer, probe_latency
 from langchain_fermi.evaluation.retrievers import CachedEmbedder
 from langchain_fermi.evaluation.schema import BenchReport, UserResult
 from langchain_fermi.evaluation.userrun import BenchContext, TestLeakError, evaluate_user
 from langchain_fermi.retrieval import profile_prompt_text
-from langchain_fermi.types import UserProfile
+from langchain_fermi.types import Opinion, UserProfile
 
 __all__ = ["config_fingerprint", "load_finished", "run_benchmark", "save_user_result"]
 
@@ -209,6 +209,20 @@ def _run_users(
     return failed
 
 
+def _probe_groups(
+    users: Sequence[UserProfile], results: dict[str, UserResult]
+) -> list[tuple[str, list[Opinion]]]:
+    """Prompts the run scored (learned ones, else the profile prompt) with their opinions."""
+    groups: list[tuple[str, list[Opinion]]] = []
+    for user in users:
+        result = results[user.user_id]
+        allowed = set(result.optimize_ids)
+        opinions = [o for o in user.opinions if o.id in allowed]
+        texts = [m["text"] for rec in result.optimization.values() for m in rec.memory]
+        groups += [(t, opinions) for t in texts or [profile_prompt_text(user)]]
+    return groups
+
+
 def run_benchmark(
     config: BenchConfig,
     *,
@@ -287,8 +301,9 @@ def run_benchmark(
         raise RuntimeError(msg)
     wall = time.perf_counter() - start
     finished = [u for u in users if u.user_id in results]
-    probe_pairs = [(profile_prompt_text(u), o) for u in finished for o in u.opinions]
-    naive_latency = probe_naive_latency(target, probe_pairs, n=config.naive_probe, seed=config.seed)
+    probe = probe_latency(
+        target, _probe_groups(finished, results), n=config.naive_probe, seed=config.seed
+    )
     report = build_report(
         config,
         ordered,
@@ -296,7 +311,7 @@ def run_benchmark(
         optimizer_model=model_id(optimizer) if optimizer is not None else "",
         wall_seconds=wall,
         failed_users=failed,
-        naive_call_seconds=naive_latency,
+        probe=probe,
     )
     report.plots = [str(p.name) for p in write_plots(report, config.run_dir)]
     _write_atomic(config.run_dir / "report.json", report.model_dump_json(indent=1))

@@ -138,10 +138,11 @@ class BenchReport(BaseModel):
     users: list[UserResult]
     wall_seconds: float = Field(0.0, description="This invocation (a resumed run: its last part).")
     naive_call_seconds: float | None = Field(
-        None, description="Measured: one plain chat completion per pair, random order."
+        None, description="Probe: seconds per plain chat completion (the naive loop's call)."
     )
     scoring_call_seconds: float | None = Field(
-        None, description="Measured: test-query scoring wall time per call actually made."
+        None, description="Probe: seconds per pair through our scorer, same pairs, no cache."
     )
+    probe_pairs: int = 0
     failed_users: list[str] = Field(default_factory=list, description="Retried on the next run.")
     plots: list[str] = Field(default_factory=list)
