@@ -179,6 +179,10 @@ def test_small_benchmark_report_schema(tmp_path: Path, models: Any, phases: None
     assert set(report.curves) == {"fermi", "opro"}
     assert all(len(c) >= 1 for c in report.curves.values())
     assert all(b >= a for c in report.curves.values() for a, b in itertools.pairwise(c))
+    for variant, summary in report.optimization.items():
+        recs = [r.optimization[variant] for r in report.users]
+        assert summary["mean_prompts_scored"] == sum(r.prompts_scored for r in recs) / 2
+        assert summary["users_improved"] == sum(r.curve[-1] > r.curve[0] for r in recs)
     # costs: every method but random, plus the run total; optimizer calls only for learned ones
     costs = {c.method: c for c in report.costs}
     assert set(costs) == set(ALL_METHODS) - {"random"} | {"total"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
 from langchain_fermi.evaluation.costs import ratio
@@ -59,6 +61,18 @@ def _summary(
         micro_accuracy=micro,
         diff_vs_fermi_rop=diff,
     )
+
+
+def _optimization_summary(results: Sequence[UserResult], variant: str) -> dict[str, Any]:
+    """How the optimizations went: prompts scored, final best score, why they stopped."""
+    recs = [r.optimization[variant] for r in results if variant in r.optimization]
+    return {
+        "users": len(recs),
+        "mean_prompts_scored": sum(r.prompts_scored for r in recs) / len(recs),
+        "mean_best_score": sum(r.best_score for r in recs) / len(recs),
+        "users_improved": sum(1 for r in recs if r.curve and r.curve[-1] > r.curve[0]),
+        "stop_reasons": dict(Counter(r.stop_reason for r in recs)),
+    }
 
 
 def _sum(costs: Sequence[Cost]) -> Cost:
@@ -128,6 +142,7 @@ def build_report(
         v: mean_curve([r.optimization[v].curve for r in results if v in r.optimization])
         for v in variants
     }
+    optimization = {v: _optimization_summary(results, v) for v in variants}
     draw = (
         sum(r.methods["random"].accuracy for r in results) / len(results)
         if "random" in methods
@@ -149,6 +164,7 @@ def build_report(
         random_draw_accuracy=draw,
         costs=costs,
         curves=curves,
+        optimization=optimization,
         leak_free=all(r.leak_check.ok for r in results),
         users=list(results),
         wall_seconds=wall_seconds,
@@ -212,6 +228,12 @@ def format_table(report: BenchReport) -> str:
         )
     for v, curve in report.curves.items():
         lines.append(f"mean best score by iteration, {v}: " + " ".join(f"{x:.3f}" for x in curve))
+        o = report.optimization.get(v)
+        if o:
+            lines.append(
+                f"  {v}: {o['mean_prompts_scored']:.1f} distinct prompts scored per user, "
+                f"best prompt beat the profile prompt for {o['users_improved']}/{o['users']} users"
+            )
     lines.append(f"leak check: {'passed' if report.leak_free else 'FAILED'}")
     if report.failed_users:
         lines.append(f"failed users (rerun to retry): {', '.join(report.failed_users)}")

@@ -134,6 +134,9 @@ class BenchReport(BaseModel):
     random_draw_accuracy: float | None = None
     costs: list[MethodCostSummary]
     curves: dict[str, list[float]] = Field(description="variant -> mean best score by iteration.")
+    optimization: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="variant -> prompts scored, best score, stop reasons."
+    )
     leak_free: bool
     users: list[UserResult]
     wall_seconds: float = Field(0.0, description="This invocation (a resumed run: its last part).")
