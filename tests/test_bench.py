@@ -363,3 +363,33 @@ def test_cli_options_map_to_the_config(
     # a bad method is a usage error naming the choices, not a traceback
     assert script_main(["--methods", "zero_shot,bogus", "--results-dir", str(tmp_path)]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_leak_check_reads_the_recorded_cache_keys(models: Any) -> None:
+    from langchain_fermi.evaluation.meter import RecordingCache, TestScorer
+    from langchain_fermi.scoring import ScoreCache
+    from langchain_fermi.types import FermiResult, ScoredPrompt
+
+    user = USERS[0]
+    optimize, test = user.opinions[:6], user.opinions[6:9]
+    scorer = TestScorer(models[0], ScoreCache())
+    prompt = ScoredPrompt(
+        text="p",
+        score=1.0,
+        opinion_ids=[o.id for o in optimize[:2]],
+        correctness=[1, 1],
+        answers=[None, None],
+    )
+    result = FermiResult(user_id=user.user_id, prompts=[prompt], memory=[prompt])
+    clean = RecordingCache(ScoreCache())
+    for o in optimize[:2]:
+        clean.get(scorer.key("p", o))
+    ok = userrun.leak_check([result], [clean], optimize, test, scorer)
+    assert ok.ok and ok.cache_verified and ok.keys_looked_up == 2
+    # the same optimization, but the cache was also asked about a test question
+    clean.get(scorer.key("p", test[1]))
+    leaked = userrun.leak_check([result], [clean], optimize, test, scorer)
+    assert not leaked.ok and leaked.test_questions_seen == [test[1].id]
+    # a recorder that saw nothing cannot vouch for anything
+    blind = userrun.leak_check([result], [RecordingCache(ScoreCache())], optimize, test, scorer)
+    assert blind.ok and not blind.cache_verified

@@ -12,7 +12,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
@@ -37,6 +37,7 @@ from langchain_fermi.evaluation.schema import (
     OptimizationRecord,
     UserResult,
 )
+from langchain_fermi.scoring import ScoreCache
 from langchain_fermi.types import Cost, FermiResult, Opinion, UserProfile
 
 __all__ = ["BenchContext", "TestLeakError", "evaluate_user", "optimize_variant"]
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 class TestLeakError(RuntimeError):
     """A test question was scored during optimization: the run's numbers would be invalid."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
 
 @dataclass
 class BenchContext:
@@ -56,8 +59,8 @@ class BenchContext:
     target: BaseChatModel
     optimizer: BaseChatModel | None
     scorer: TestScorer
-    cache: Any
-    """The on-disk `ScoreCache` shared by the optimization and the test queries."""
+    cache: ScoreCache
+    """The on-disk cache shared by the optimization and the test queries."""
     embedder: CachedEmbedder | None
     fingerprint: str
     show_progress: bool = False
@@ -84,7 +87,7 @@ def optimize_variant(
         ctx.optimizer,
         config=ctx.config.fermi_config(variant),
         cache=recorder,
-        progress=ctx.show_progress,
+        progress=ctx.show_progress and ctx.config.jobs == 1,  # parallel bars would interleave
     )
     return result, recorder
 
