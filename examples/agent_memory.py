@@ -12,6 +12,10 @@ Fully offline (SmolLM2 through llama.cpp, MiniLM embeddings, Chroma), a few minu
 4. `reoptimize(..., background=True)` learns new prompts from all stored opinions, warm-started
    from the current prompts; the agent keeps answering with the old prompts until the new ones
    are saved, then switches.
+
+SmolLM2-135M writes poor prompts and barely follows personas: this shows the plumbing, not
+accuracy (use a bigger target/optimizer for that). ``FERMI_LLAMA_THREADS=1`` speeds llama.cpp up
+on a machine whose cores are busy with other work.
 """
 
 from __future__ import annotations
@@ -125,7 +129,6 @@ def main() -> None:
         print(f"  [{uid}] {message.content}  ({len(fermi.get_user(uid).opinions)} opinions)")
 
     print("\n4. re-optimizing in the background; the agent keeps serving the old prompts")
-    before = {uid: fermi.get_prompts(uid)[0].text for uid in users}
     futures = {
         uid: reoptimize(uid, memory, target, optimizer, config=TINY, background=True)
         for uid in users
@@ -134,9 +137,10 @@ def main() -> None:
         ask(agent, uid, held_out[uid][2])
     for uid, future in futures.items():
         result = future.result()
-        changed = "changed" if fermi.get_prompts(uid)[0].text != before[uid] else "unchanged"
-        print(f"  [{uid}] re-optimized on {len(fermi.get_user(uid).opinions)} opinions: best score "
-              f"{result.best.score:.2f}, best prompt {changed}")  # fmt: skip
+        best = " ".join(result.best.text.split())[:70]
+        n_opinions, n_prompts = len(fermi.get_user(uid).opinions), len(fermi.get_prompts(uid))
+        print(f"  [{uid}] re-optimized on {n_opinions} opinions, {n_prompts} prompts saved")
+        print(f"  [{uid}] best ({result.best.score:.2f}): {best!r}")
     print("\n5. after the save, the agent answers with the new prompts")
     for uid in users:
         ask(agent, uid, held_out[uid][2])

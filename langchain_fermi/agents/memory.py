@@ -16,7 +16,9 @@ raise `InvalidNamespaceError` and reads find nothing. A search must name a user 
 `list_namespaces` does list every user. Semantic search scores are cosine similarities from the
 store's offline embeddings (opinions use their stored vectors). Within one batch, reads see the
 state before the batch and puts to the same key are deduplicated (last wins), as in
-`InMemoryStore`; every op is validated before anything is written.
+`InMemoryStore`; every op is validated before anything is written. Fermi items ignore ``index``
+and TTLs, carry the user's last write time as both timestamps, and cannot address user ids with
+a ``.`` (LangGraph forbids periods in namespace labels).
 """  # noqa: E501
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class _Plan:
 
 
 @dataclass
-class _UserView:
+class _UserView:  # one user's record, read once per batch; the snapshot only when needed
     record: UserRecord
     when: datetime
     fermi: FermiStore
