@@ -68,6 +68,7 @@ def server(tmp_path: Path):
         "FERMI_L": "2",
         "FERMI_T": "1",
         "FERMI_SCORE_CACHE": str(tmp_path / "scores.sqlite"),
+        "FERMI_STORE_PATH": str(tmp_path / "chroma"),
     }
     log = (tmp_path / "server.log").open("w")
     cmd = [exe, "dev", "--config", str(CONFIG.relative_to(ROOT)), "--no-browser", "--no-reload"]
