@@ -1,11 +1,13 @@
 """Scoring (prompt, question) pairs on SmolLM2: one chat completion per pair vs `AnswerScorer`.
 
-    python -m benchmarks.bench_scoring [--users 4] [--opinions 16] [--seed 0]
+    python -m benchmarks.bench_scoring [--users 4] [--opinions 16] [--candidates rewrite|extend]
 
 The workload has the shape of a Fermi run (K=4, T=1, scored on 16 opinions): per user, the
 profile-only prompt P0 (iteration 0), then 4 candidate prompts (iteration 1), each 150-300
 tokens (the user's profile from ``examples/data/users.json`` + an instruction paragraph), each
-scored on the same 16 opinions. Repeats included, as a run has them: the best prompt is
+scored on the same 16 opinions. Candidates are free rewrites by default, as the optimizer
+writes them; ``--candidates extend`` makes them P0 + paragraphs (a shared ~115-token prefix,
+which also helps the naive method). Repeats included, as a run has them: the best prompt is
 scored again on the same 16 opinions (the final memory evaluation; a resumed run does the
 same). So 96 pairs per user, 80 of them unique.
 
@@ -73,28 +75,55 @@ def _fields(user: UserProfile) -> dict[str, str]:
         "occupation": "Occupation",
         "income": "Income",
         "marital": "Marital status",
+        "gender": "Gender",
     }
     return {
         k: a.get(v, "unknown").lower() if k != "age" else a.get(v, "?") for k, v in keys.items()
     }
 
 
-def build_prompts(user: UserProfile) -> list[str]:
-    """P0 (profile only) and 4 candidate prompts of realistic Fermi length."""
+OPENINGS = [
+    "You are answering a survey as a {age}-year-old {gender} from a {community} in the "
+    "{region}: {education}, works as a {occupation}, earns {income}, {marital}, {religion}, "
+    "a {ideology} {party}.",
+    "Imagine you are this person. Age {age}; {gender}; lives in a {community} ({region}); "
+    "{occupation} with {education} education; income {income}; religion: {religion}, "
+    "attends {attendance}; politically a {ideology} {party}.",
+    "Take on the views of a {ideology} {party} who works as a {occupation}. They are {age}, "
+    "{marital}, live in a {community} in the {region}, earn {income} and their religion is "
+    "{religion}.",
+    "Respond to each question the way a {age}-year-old {occupation} would: someone who is "
+    "{ideology}, votes {party}, lives in a {community} in the {region} and attends religious "
+    "services {attendance}.",
+]
+
+
+def build_prompts(user: UserProfile, candidates: str = "rewrite") -> list[str]:
+    """P0 (profile only) and 4 candidate prompts of realistic Fermi length (150-300 tokens).
+
+    ``rewrite``: each candidate is a new text, as the optimizer writes them (no shared prefix
+    with P0). ``extend``: each candidate is P0 + paragraphs, so all of a user's prompts share
+    P0's ~115 tokens, which llama.cpp's own prefix cache reuses in the naive method too.
+    """
     base = initial_prompt(user)
     f = _fields(user)
     out = [base]
     for i in range(4):
-        extra = " ".join(PARAGRAPHS[(i + j) % 4].format(**f) for j in range(1 + i % 2))
-        out.append(f"{base}\n\n{extra}")
+        extend = candidates == "extend"
+        n_par = 1 + i % 2 if extend else 2 + i % 2
+        extra = " ".join(PARAGRAPHS[(i + j) % 4].format(**f) for j in range(n_par))
+        head = base if extend else OPENINGS[i].format(**f)
+        out.append(f"{head}\n\n{extra}")
     return out
 
 
-def workload(users: list[UserProfile], n_opinions: int, rng: random.Random) -> list[dict[str, Any]]:
+def workload(
+    users: list[UserProfile], n_opinions: int, rng: random.Random, candidates: str
+) -> list[dict[str, Any]]:
     """Per user, the scoring calls of a run: iteration 0, iteration 1, the final re-score."""
     plan = []
     for user in users:
-        prompts = build_prompts(user)
+        prompts = build_prompts(user, candidates)
         ops = user.opinions[:n_opinions]
         calls = [
             [(prompts[0], o) for o in ops],
@@ -170,8 +199,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--users", type=int, default=4)
     ap.add_argument("--opinions", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--candidates", choices=["rewrite", "extend"], default="rewrite")
+    ap.add_argument("--out", type=Path, default=None, help=f"default: {RESULTS.name}")
     args = ap.parse_args(argv)
+    if args.out is None:
+        suffix = "" if args.candidates == "rewrite" else f"_{args.candidates}"
+        args.out = RESULTS.with_name(f"bench_scoring{suffix}.json")
     rng = random.Random(args.seed)
     raw = json.loads(USERS.read_text())
     users = [UserProfile.model_validate(u) for u in raw][: args.users]
@@ -185,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pairs = unique = prompt_tokens = 0
     compared: dict[tuple[str, str], tuple[int | None, int | None]] = {}
     prompt_lengths: list[int] = []
-    for n, entry in enumerate(workload(users, args.opinions, rng)):
+    for n, entry in enumerate(workload(users, args.opinions, rng, args.candidates)):
         items = [it for call in entry["calls"] for it in call]
         pairs += len(items)
         keys = {(p, o.id) for p, o in items}
@@ -224,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "opinions": args.opinions,
             "prompts_per_user": 5,
             "seed": args.seed,
+            "candidates": args.candidates,
             "n_threads": model.n_threads,
             "model": "SmolLM2-135M-Instruct Q4_1",
         },
