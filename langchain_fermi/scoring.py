@@ -279,8 +279,8 @@ class AnswerScorer:
             time.sleep(self._backoff(attempt))
             try:
                 return call()
-            except (ValueError, NotImplementedError):
-                raise  # a bad input (prompt longer than n_ctx) or unsupported model: no retry
+            except (ValueError, NotImplementedError, ImportError, FileNotFoundError):
+                raise  # a prompt longer than n_ctx, an unsupported or missing model: no retry
             except Exception as e:
                 cause = e
                 logger.warning(
