@@ -28,7 +28,7 @@ class NoPromptsError(FermiError, LookupError):
 
 
 class ModelNotInstalledError(FermiError, ImportError):
-    """A local model was asked for but its package is not installed; the message says what to install."""
+    """A local model was asked for but its package is missing; the message says what to install."""
 
 
 class LLMCallError(FermiError, RuntimeError):

@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 # Paper defaults (Kim & Yang 2025): K new prompts per iteration, L kept in memory, T iterations,
-# Ñ opinions retrieved at inference, 20 % of the opinions shown as demonstrations, τ = 1 for accuracy.
+# Ñ opinions retrieved at inference, 20 % of the opinions shown as demonstrations,
+# τ = 1 for accuracy.
 DEFAULT_NUM_CANDIDATES = 4
 DEFAULT_MEMORY_SIZE = 5
 DEFAULT_ITERATIONS = 10
@@ -233,7 +234,7 @@ class ScoredPrompt(BaseModel):
 
     def correctness_by_id(self) -> dict[str, float]:
         """Map opinion id -> metric value."""
-        return dict(zip(self.opinion_ids, self.correctness))
+        return dict(zip(self.opinion_ids, self.correctness, strict=True))
 
 
 class FermiConfig(BaseModel):
@@ -258,10 +259,14 @@ class FermiConfig(BaseModel):
     seed: int = 0
     max_concurrency: int = Field(4, ge=1)
     variant: Literal["fermi", "opro"] = "fermi"
-    patience: int | None = Field(None, ge=1, description="stop after this many non-improving iterations")
+    patience: int | None = Field(
+        None, ge=1, description="stop after this many non-improving iterations"
+    )
     max_target_calls: int | None = Field(None, ge=1, description="budget: target-model calls")
     max_optimizer_calls: int | None = Field(None, ge=1, description="budget: optimizer calls")
-    max_tokens: int | None = Field(None, ge=1, description="budget: prompt+completion tokens, all models")
+    max_tokens: int | None = Field(
+        None, ge=1, description="budget: prompt+completion tokens, all models"
+    )
     max_retries: int = Field(3, ge=0, description="retries of a failing LLM call, with back-off")
     retry_backoff: float = Field(1.0, ge=0.0, description="seconds before the first retry; doubles")
     max_demos: int = Field(8, ge=0, description="cap on demonstrations shown to the optimizer")

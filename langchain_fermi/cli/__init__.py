@@ -1,4 +1,4 @@
-"""The ``fermi`` command line. Each subcommand lives in its own module with a ``register`` function."""
+"""The ``fermi`` command line: each subcommand has its own module with a ``register`` function."""
 
 from __future__ import annotations
 
