@@ -54,7 +54,7 @@ __all__ = ["DUMP_FORMAT", "FermiStore", "UserSnapshot", "default_store_path", "r
 logger = logging.getLogger(__name__)
 
 _PAGE = 5000  # rows per paged get(): one get() of a huge collection hits SQLite's variable limit
-_READ_RETRIES = 50  # a save removes the old rows only after the pointer flip: rare retries
+_READ_PATIENCE_S = 5.0  # a save deletes old rows after the pointer flip: a reader may retry
 
 
 class FermiStore:
@@ -287,9 +287,12 @@ class FermiStore:
 
     def snapshot(self, user_id: str) -> UserSnapshot:
         """A consistent, cached view of one user (one cheap record read when cached)."""
-        for attempt in range(_READ_RETRIES):
+        deadline = time.monotonic() + _READ_PATIENCE_S
+        attempt = 0
+        while attempt == 0 or time.monotonic() < deadline:
             if attempt:
                 time.sleep(min(0.001 * attempt, 0.02))
+            attempt += 1
             rec = self._require_record(user_id)
             snap = self._cache.get(rec.user_id)
             if snap is not None and snap.record.revision == rec.revision:
