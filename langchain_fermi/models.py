@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +29,9 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_fermi.errors import ModelNotInstalledError
+from langchain_fermi.llama_runtime import SharedLlama as _SharedLlama
+from langchain_fermi.llama_runtime import default_threads as _default_threads
+from langchain_fermi.llama_runtime import shared_llama as _shared_llama
 from langchain_fermi.model_files import LOCAL_MODELS, LocalModelSpec, cache_dir, local_model_path
 
 if TYPE_CHECKING:
@@ -60,58 +61,6 @@ _SMOLLM2_ALIASES = ("smollm2", "default", "local")
 # --------------------------------------------------------------------------------------------
 # llama.cpp chat model
 # --------------------------------------------------------------------------------------------
-
-
-def _default_threads() -> int:
-    """``FERMI_LLAMA_THREADS`` or 2.
-
-    llama.cpp's threads spin while they wait for each other, so on a machine whose cores are
-    busy with other work more threads are much slower (measured on 2 busy cores: prompt
-    evaluation 4-10x slower with 2 threads than with 1). Set the variable to 1 there.
-    """
-    raw = os.environ.get("FERMI_LLAMA_THREADS", "").strip()
-    if not raw:
-        return 2
-    if not raw.isdigit() or int(raw) < 1:
-        msg = f"FERMI_LLAMA_THREADS must be a positive integer, got {raw!r}"
-        raise ValueError(msg)
-    return int(raw)
-
-
-@dataclass
-class _SharedLlama:
-    llama: Llama
-    lock: threading.Lock
-
-
-_LLAMAS: dict[tuple[str, int], _SharedLlama] = {}
-_LLAMAS_LOCK = threading.Lock()
-
-
-def _shared_llama(path: str, n_ctx: int, n_threads: int) -> _SharedLlama:
-    """One `llama_cpp.Llama` per (GGUF file, n_ctx) per process, with the lock that guards it."""
-    key = (os.path.realpath(path), n_ctx)
-    with _LLAMAS_LOCK:
-        shared = _LLAMAS.get(key)
-        if shared is None:
-            try:
-                from llama_cpp import Llama
-            except ImportError as e:
-                msg = "llama-cpp-python is not installed: pip install 'langchain-fermi[local]'"
-                raise ModelNotInstalledError(msg) from e
-            if not Path(path).is_file():
-                msg = f"GGUF model file not found: {path}"
-                raise FileNotFoundError(msg)
-            llama = Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
-            )
-            shared = _SharedLlama(llama=llama, lock=threading.Lock())
-            _LLAMAS[key] = shared
-        return shared
 
 
 def _message_text(message: BaseMessage) -> str:
