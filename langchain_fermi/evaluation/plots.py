@@ -50,10 +50,10 @@ def plot_accuracy(report: BenchReport, path: Path) -> Path:
     ]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(names)), 4.0))
     ax.bar(names, means, yerr=err, capsize=4, color=colors)
-    for i, v in enumerate(means):
-        ax.text(i, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    for i, m in enumerate(report.methods):  # above the error bar, so they do not overlap
+        ax.text(i, m.ci_high + 0.01, f"{m.accuracy:.3f}", ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("accuracy (mean over users)")
-    ax.set_ylim(0, min(1.0, max(m.ci_high for m in report.methods) + 0.1))
+    ax.set_ylim(0, min(1.05, max(m.ci_high for m in report.methods) + 0.1))
     ax.set_title(
         f"{report.dataset}: {report.n_users} users, target {short_model(report.target_model)}"
     )
@@ -73,7 +73,10 @@ def plot_curves(report: BenchReport, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for variant, curve in sorted(curves.items()):
         ax.plot(range(len(curve)), curve, marker="o", label=variant)
-    ax.set_xlabel("iteration")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("iteration (0: the profile prompt)")
     ax.set_ylabel("mean best score (optimization opinions)")
     ax.set_title(f"optimization curve, {report.n_users} users")
     ax.legend()
