@@ -202,7 +202,8 @@ class AnswerScorer:
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.model_id = model_id(self.model)
-        self._cache_model = f"{self.model_id}#{self.method}"
+        self.cache_model = f"{self.model_id}#{self.method}"
+        """The model part of this scorer's cache keys (`ScoreCache.make_key`)."""
         self._letters: Any = None
         if self.method == "logits":
             from langchain_fermi.llama_scoring import LlamaLetterScorer
@@ -223,7 +224,7 @@ class AnswerScorer:
         hits: dict[str, ScoredAnswer] = {}
         misses: dict[str, _Request] = {}
         for prompt, op in items:
-            key = ScoreCache.make_key(self._cache_model, prompt, op.question, op.choices)
+            key = ScoreCache.make_key(self.cache_model, prompt, op.question, op.choices)
             keys.append(key)
             if key in hits or key in misses:
                 continue

@@ -102,7 +102,7 @@ class TestScorer:
     @property
     def cache_model(self) -> str:
         """The model part of the cache keys (model id and scoring method)."""
-        return str(getattr(self.scorer, "cache_model", None) or self.scorer._cache_model)
+        return str(self.scorer.cache_model)
 
     def key(self, prompt: str, opinion: Opinion) -> str:
         """The cache key the scorer uses for ``(prompt, opinion)``."""
