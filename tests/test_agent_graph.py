@@ -4,19 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
 import runpy
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agent_fakes import RecordingChatModel
 from fermi_store_fakes import economy_and_gun_prompts, make_result, make_user
+from servers import langgraph_dev
 
 from langchain_fermi.agents import FermiMemoryStore
 from langchain_fermi.models import get_chat_model
@@ -47,64 +42,14 @@ def test_make_store_and_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert ns["supports_tools"](RecordingChatModel())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(tmp_path: Path):
+def server(tmp_path: Path) -> Iterator[str]:
     """``langgraph dev`` on a free port, its Fermi store in tmp_path with one optimized user."""
-    httpx = pytest.importorskip("httpx")
-    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("langgraph-cli[inmem] is not installed")
     fermi = FermiStore(tmp_path / "chroma")
     fermi.save_result(make_result("alice", economy_and_gun_prompts()), user=make_user("alice"))
     del fermi
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FERMI_STORE_PATH": str(tmp_path / "chroma"),
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGSMITH_TRACING": "false",
-    }
-    log = (tmp_path / "server.log").open("w")
-    cmd = [exe, "dev", "--config", str(CONFIG.relative_to(ROOT)), "--no-browser", "--no-reload"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"langgraph dev exited: {(tmp_path / 'server.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("langgraph dev did not answer GET /ok within 90 s")
-            time.sleep(0.5)
+    with langgraph_dev(tmp_path, {"FERMI_STORE_PATH": str(tmp_path / "chroma")}) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        log.close()
 
 
 @pytest.mark.server

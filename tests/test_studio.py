@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import langgraph_dev
 
 from langchain_fermi.data import load_users
 
@@ -46,65 +41,18 @@ def test_studio_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         ns["studio_config"]()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(tmp_path: Path):
+def server(tmp_path: Path) -> Iterator[str]:
     """``langgraph dev`` on a free port with a tiny config; the process group is killed after."""
-    httpx = pytest.importorskip("httpx")
-    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
-    if exe is None or pytest.importorskip("langgraph_api") is None:
-        pytest.skip("langgraph-cli[inmem] is not installed")
-    port = _free_port()
     env = {
-        **os.environ,
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGSMITH_TRACING": "false",
         "FERMI_K": "1",
         "FERMI_L": "2",
         "FERMI_T": "1",
         "FERMI_SCORE_CACHE": str(tmp_path / "scores.sqlite"),
         "FERMI_STORE_PATH": str(tmp_path / "chroma"),
     }
-    log = (tmp_path / "server.log").open("w")
-    cmd = [exe, "dev", "--config", str(CONFIG.relative_to(ROOT)), "--no-browser", "--no-reload"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"langgraph dev exited: {(tmp_path / 'server.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("langgraph dev did not answer GET /ok within 90 s")
-            time.sleep(0.5)
+    with langgraph_dev(tmp_path, env) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        log.close()
 
 
 @pytest.mark.server
