@@ -30,6 +30,7 @@ from langchain_fermi.evaluation.methods import (
     zero_shot_prompts,
 )
 from langchain_fermi.evaluation.metrics import accuracy, random_draws, random_expected_accuracy
+from langchain_fermi.evaluation.redact import redact_survey_text
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, CachedEmbedder, DenseRetriever
 from langchain_fermi.evaluation.schema import (
     LeakCheck,
@@ -133,6 +134,7 @@ def _record(
 ) -> OptimizationRecord:
     best = result.best
     actual, naive = optimization_cost(result, recorder, optimize, ctx.scorer)
+    questions = [o.question for o in optimize]
     return OptimizationRecord(
         variant=result.variant,
         curve=list(result.curve),
@@ -142,10 +144,15 @@ def _record(
         reported_cost=result.cost,
         prompts_scored=len(result.prompts),
         pairs_scored=sum(len(p.opinion_ids) for p in result.prompts),
-        best_prompt=best.text,
+        best_prompt=redact_survey_text(best.text, questions),
         best_score=best.score,
         memory=[
-            {"text": p.text, "score": p.score, "iteration": p.iteration} for p in result.memory
+            {
+                "text": redact_survey_text(p.text, questions),
+                "score": p.score,
+                "iteration": p.iteration,
+            }
+            for p in result.memory
         ],
     )
 
