@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -362,18 +363,18 @@ class FermiStore:
         among = {i for p in snap.prompts for i in p.opinion_ids} if scored_only else None
         return snap.nearest(self.embed_query(question), k, among=among or None)
 
-    def describe_user(self, user_id: str) -> dict[str, Any]:
-        """Counts and the best score of one user, for listings."""
-        snap = self.snapshot(user_id)
-        best = snap.prompts[0] if snap.prompts else None
-        return {
-            "user_id": snap.user_id,
-            "opinions": len(snap.opinions),
-            "prompts": len(snap.prompts),
-            "generation": snap.record.generation,
-            "best_score": best.score if best else None,
-            "model": best.model if best else None,
-        }
+    def delete_opinions(self, user_id: str, opinion_ids: list[str]) -> None:
+        """Remove some opinions of a user (unknown ids ignored); the record first, then the rows."""
+        uid = validate_user_id(user_id)
+        with self._write_lock:
+            rec = self._read_record(uid)
+            drop = set(opinion_ids)
+            gone = [o for o in rec.opinion_ids if o in drop] if rec else []
+            if not rec or not gone:
+                return
+            keep = [o for o in rec.opinion_ids if o not in drop]
+            self._write_record(replace(rec, opinion_ids=keep, revision=rec.revision + 1))
+            self.opinions.delete(ids=[opinion_row_id(uid, o) for o in gone])
 
     # -- export / import ------------------------------------------------------------------------
     def export_user(self, user_id: str) -> dict[str, Any]:

@@ -187,6 +187,18 @@ class UserSnapshot:
     def user_id(self) -> str:
         return self.record.user_id
 
+    def describe(self) -> dict[str, Any]:
+        """Counts and the best score of the user, for listings."""
+        best = self.prompts[0] if self.prompts else None
+        return {
+            "user_id": self.user_id,
+            "opinions": len(self.opinions),
+            "prompts": len(self.prompts),
+            "generation": self.record.generation,
+            "best_score": best.score if best else None,
+            "model": best.model if best else None,
+        }
+
     def nearest(
         self, query: np.ndarray, k: int, *, among: Collection[str] | None = None
     ) -> list[tuple[Opinion, float]]:

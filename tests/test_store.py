@@ -351,3 +351,16 @@ def test_damaged_store_fails_clearly(store: FermiStore, monkeypatch: pytest.Monk
         store.get_user("alice")
     store.delete_user("alice")  # still cleans up
     assert store.list_users() == [] and not store.opinions.get(include=[])["ids"]
+
+
+def test_delete_opinions_removes_only_those_of_that_user(store: FermiStore):
+    store.save_user(make_user("alice"))
+    store.save_user(make_user("bob"))
+    before = [o.id for o in store.get_user("alice").opinions]
+    store.delete_opinions("alice", [before[0], "no-such-opinion"])
+    after = [o.id for o in store.get_user("alice").opinions]
+    assert after == before[1:]
+    assert [o.id for o in store.get_user("bob").opinions] == before  # bob untouched
+    raw = store.opinions.get(ids=[f"alice:{before[0]}", f"bob:{before[0]}"])["ids"]
+    assert raw == [f"bob:{before[0]}"]  # the row is gone from Chroma, not just hidden
+    store.delete_opinions("nobody", ["x"])  # unknown users are a no-op

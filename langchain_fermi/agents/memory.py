@@ -23,7 +23,6 @@ a ``.`` (LangGraph forbids periods in namespace labels).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections import OrderedDict
@@ -72,7 +71,7 @@ from langchain_fermi.agents._memory_ops import (
 )
 from langchain_fermi.errors import UnknownUserError
 from langchain_fermi.store import FermiStore
-from langchain_fermi.store_records import UserRecord, opinion_row_id
+from langchain_fermi.store_records import UserRecord
 from langchain_fermi.types import Opinion, UserProfile
 
 __all__ = ["CrossUserSearchError", "FermiMemoryStore", "ReadOnlyNamespaceError"]
@@ -357,7 +356,7 @@ class FermiMemoryStore(BaseStore):
                     self.fermi.add_opinions(uid, puts)
                 gone = [k for k, v in items.items() if v is None]
                 if gone:
-                    _delete_opinions(self.fermi, uid, gone)
+                    self.fermi.delete_opinions(uid, gone)
             else:
                 attrs = items[PROFILE_KEY]
                 if attrs is not None or self.fermi.has_user(uid):
@@ -385,18 +384,3 @@ class FermiMemoryStore(BaseStore):
                 merged = sorted(set(mine or []) | set(theirs or []))
                 results.append(page(merged, op.offset, op.limit))
         return results
-
-
-def _delete_opinions(fermi: FermiStore, user_id: str, opinion_ids: list[str]) -> None:
-    """Remove some opinions of one user: the record first (readers stop asking for the rows),
-    then the rows. `FermiStore` has no public call for this yet, so this uses its layout."""
-    with fermi._write_lock:
-        rec = fermi._read_record(user_id)
-        if rec is None:
-            return
-        gone = [o for o in rec.opinion_ids if o in set(opinion_ids)]
-        if not gone:
-            return
-        keep = [o for o in rec.opinion_ids if o not in set(gone)]
-        fermi._write_record(dataclasses.replace(rec, opinion_ids=keep, revision=rec.revision + 1))
-        fermi.opinions.delete(ids=[opinion_row_id(user_id, o) for o in gone])

@@ -67,7 +67,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'user':<24} {'opinions':>8} {'prompts':>7} {'best':>5}  model")
     for uid in ids:
-        info = store.describe_user(uid)
+        info = store.snapshot(uid).describe()
         best = f"{info['best_score']:.2f}" if info["best_score"] is not None else "-"
         model = info["model"] or "-"
         print(f"{uid:<24} {info['opinions']:>8} {info['prompts']:>7} {best:>5}  {model}")
