@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,4 +80,48 @@ def langgraph_dev(tmp_path: Path, env: dict[str, str], *, timeout: float = 90) -
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=15)
+        log.close()
+
+
+@contextmanager
+def llama_cpp_server(log_dir: Path, *, timeout: float = 120) -> Iterator[str]:
+    """Run ``python -m llama_cpp.server`` with the embedded SmolLM2 (alias ``smollm2``,
+    ``--logits_all true``) on a free port; yield its ``/v1`` base URL once it lists the model."""
+    from langchain_fermi.llama_runtime import default_threads
+    from langchain_fermi.model_files import local_model_path
+
+    port = free_port()
+    threads = str(default_threads())
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(local_model_path("smollm2")), "--model_alias", "smollm2",
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+        "--n_threads", threads, "--n_threads_batch", threads, "--logits_all", "true",
+    ]  # fmt: skip
+    log_path = log_dir / "server.log"
+    log = log_path.open("w")  # a file, not a pipe: llama.cpp logs a lot and would block
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
+                    if json.load(r)["data"]:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not answer /v1/models within {timeout:.0f} s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         log.close()

