@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from langchain_fermi.embeddings import embed_texts
+from langchain_fermi.models.embeddings import embed_texts
 from langchain_fermi.personalizer import FermiPersonalizer
 from langchain_fermi.store import FermiStore
-from langchain_fermi.store_bulk import bulk_import
+from langchain_fermi.store.bulk import bulk_import
 from langchain_fermi.types import Opinion, ScoredPrompt, UserProfile
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_personalizer.json"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_fermi.graph.prompts import initial_prompt
-from langchain_fermi.llama_scoring import LlamaLetterScorer
+from langchain_fermi.scoring.llama import LlamaLetterScorer
 from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, to_chat_messages
 from langchain_fermi.questions import parse_answer
 from langchain_fermi.scoring import AnswerScorer, ScoreCache

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "BudgetExceededError",
     "FermiError",
@@ -9,6 +14,7 @@ __all__ = [
     "ModelNotInstalledError",
     "NoPromptsError",
     "UnknownUserError",
+    "validation_message",
 ]
 
 
@@ -37,3 +43,22 @@ class LLMCallError(FermiError, RuntimeError):
 
 class BudgetExceededError(FermiError, RuntimeError):
     """A call/token budget was exhausted."""
+
+
+def validation_message(error: ValidationError, *, strip_prefix: str = "") -> str:
+    """One readable line from a pydantic error: its messages without pydantic's boilerplate.
+
+    Our own validators' messages already name the user and the opinion; a field path is only
+    added to pydantic's generic ones ("answer: Field required"). ``strip_prefix`` drops a prefix
+    the caller names itself.
+    """
+    parts: list[str] = []
+    for err in error.errors():
+        text = str(err["msg"]).removeprefix("Value error, ")
+        if strip_prefix:
+            text = text.removeprefix(strip_prefix)
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        if loc and err.get("type") != "value_error":
+            text = f"{loc}: {text}"
+        parts.append(text)
+    return "; ".join(parts)

@@ -20,7 +20,12 @@ from typing_extensions import NotRequired, TypedDict
 from langchain_fermi.errors import NoPromptsError, UnknownUserError
 from langchain_fermi.questions import format_question
 from langchain_fermi.retrieval import PromptSelection, Strategy, build_profile_prompt, select_prompt
-from langchain_fermi.types import DEFAULT_NUM_NEIGHBORS, UserProfile, validate_user_id
+from langchain_fermi.types import (
+    DEFAULT_NUM_NEIGHBORS,
+    UserProfile,
+    scored_opinion_ids,
+    validate_user_id,
+)
 
 __all__ = ["Fallback", "FermiPersonalizer", "PersonalizerInput"]
 
@@ -110,7 +115,7 @@ class FermiPersonalizer(RunnableSerializable[PersonalizerInput | str, ChatPrompt
             raise NoPromptsError(msg)
         neighbours: list[Any] = []
         if self.strategy == "retrieval":
-            among = {i for p in snap.prompts for i in p.opinion_ids} if self.scored_only else None
+            among = scored_opinion_ids(snap.prompts) if self.scored_only else None
             query = self.store.embed_query(question)
             neighbours = snap.nearest(query, self.num_neighbors, among=among or None)
         return select_prompt(snap.prompts, neighbours, strategy=self.strategy, user_id=uid)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from langchain_fermi.errors import validation_message
 
 __all__ = [
     "DEFAULT_DEMO_FRACTION",
@@ -28,6 +31,7 @@ __all__ = [
     "ScoredPrompt",
     "UserProfile",
     "Variant",
+    "scored_opinion_ids",
     "validate_user_id",
 ]
 
@@ -163,14 +167,8 @@ class UserProfile(BaseModel):
             try:
                 out.append(Opinion.model_validate(item))
             except ValidationError as e:
-                parts = []
-                for err in e.errors():
-                    text = str(err["msg"]).removeprefix("Value error, ")
-                    text = text.removeprefix(f"opinion {str(oid)!r}: ")  # named below
-                    if err["loc"] and err["type"] != "value_error":  # "answer: Field required"
-                        text = ".".join(map(str, err["loc"])) + ": " + text
-                    parts.append(text)
-                msg = f"user {uid!r}, opinion {oid!r}: {'; '.join(parts)}"
+                text = validation_message(e, strip_prefix=f"opinion {str(oid)!r}: ")
+                msg = f"user {uid!r}, opinion {oid!r}: {text}"
                 raise ValueError(msg) from None
         seen: set[str] = set()
         for o in out:
@@ -235,6 +233,11 @@ class ScoredPrompt(BaseModel):
     def correctness_by_id(self) -> dict[str, float]:
         """Map opinion id -> metric value."""
         return dict(zip(self.opinion_ids, self.correctness, strict=True))
+
+
+def scored_opinion_ids(prompts: Iterable[ScoredPrompt]) -> set[str]:
+    """The opinions any of ``prompts`` was scored on (the scoring split, as far as they cover it)."""
+    return {i for p in prompts for i in p.opinion_ids}
 
 
 class FermiConfig(BaseModel):

@@ -27,7 +27,7 @@ class _Recorder(BaseCallbackHandler):
 @pytest.mark.local_model
 def test_agent_answers_with_the_selected_prompt_on_smollm2(tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    from langchain_fermi.embeddings import MiniLMEmbeddings
+    from langchain_fermi.models.embeddings import MiniLMEmbeddings
     from langchain_fermi.models import get_chat_model
 
     fermi = FermiStore(tmp_path / "chroma", embeddings=MiniLMEmbeddings())

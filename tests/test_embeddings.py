@@ -14,7 +14,8 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 from offline_guard import run_offline
 
 from langchain_fermi import embeddings as emb_module
-from langchain_fermi.embeddings import EMBEDDING_DIM, MiniLMEmbeddings, PackagedMiniLM, embed_texts
+from langchain_fermi.models.embeddings import EMBEDDING_DIM, MiniLMEmbeddings, embed_texts
+from langchain_fermi.store.embedding_function import PackagedMiniLM
 from langchain_fermi.errors import ModelNotInstalledError
 
 
@@ -98,7 +99,7 @@ def test_chroma_embedding_function_contract() -> None:
 
 REOPEN = """
 import json, chromadb
-import langchain_fermi.embeddings  # registers PackagedMiniLM
+import langchain_fermi.store.embedding_function  # registers PackagedMiniLM
 client = chromadb.PersistentClient(path={path!r})
 col = client.get_collection("opinions")  # no embedding_function passed
 res = col.query(query_texts=["global warming"], n_results=1)

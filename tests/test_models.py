@@ -14,7 +14,7 @@ from langchain_openai import ChatOpenAI
 
 from langchain_fermi import model_files
 from langchain_fermi.errors import ModelNotInstalledError
-from langchain_fermi.model_files import LocalModelSpec, local_model_path
+from langchain_fermi.models.files import LocalModelSpec, local_model_path
 from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, model_id, to_chat_messages
 
 ENV = [

@@ -13,7 +13,7 @@ import json, os, sys
 os.environ.pop("TIKTOKEN_CACHE_DIR", None)
 from langchain_fermi.models import get_chat_model
 from langchain_fermi.scoring import AnswerScorer
-from langchain_fermi.embeddings import MiniLMEmbeddings
+from langchain_fermi.models.embeddings import MiniLMEmbeddings
 from langchain_fermi.tokens import count_tokens
 from langchain_fermi.types import Opinion
 import tiktoken

@@ -161,7 +161,7 @@ def test_selection_embeds_the_query_once_and_caches_it(store: FermiStore):
 @pytest.mark.local_model
 def test_lcel_chain_with_the_real_local_model_and_embeddings(tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    from langchain_fermi.embeddings import MiniLMEmbeddings
+    from langchain_fermi.models.embeddings import MiniLMEmbeddings
     from langchain_fermi.models import get_chat_model
     from langchain_fermi.questions import parse_answer
 

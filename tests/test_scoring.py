@@ -177,7 +177,7 @@ def test_retries_exhausted_raise_llm_call_error_naming_model_and_cause() -> None
 
 def test_retry_backoff_doubles(monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("langchain_fermi.scoring.time.sleep", sleeps.append)
+    monkeypatch.setattr("langchain_fermi.scoring.scorer.time.sleep", sleeps.append)
     model = scripted(fail_first=3)
     AnswerScorer(model, max_retries=3, retry_backoff=0.5).score([("p", GUN)])
     assert [s for s in sleeps if s] == [0.5, 1.0, 2.0]

@@ -20,8 +20,8 @@ from fermi_store_fakes import (
 
 from langchain_fermi.errors import UnknownUserError
 from langchain_fermi.store import FermiStore
-from langchain_fermi.store_client import default_store_path
-from langchain_fermi.store_records import result_prompts
+from langchain_fermi.store.client import default_store_path
+from langchain_fermi.store.records import result_prompts
 from langchain_fermi.types import Opinion
 
 TESTS = Path(__file__).resolve().parent

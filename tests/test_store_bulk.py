@@ -8,7 +8,7 @@ import pytest
 from fermi_store_fakes import KeywordEmbeddings, economy_and_gun_prompts, make_user, prompt
 
 from langchain_fermi.store import FermiStore
-from langchain_fermi.store_bulk import bulk_import
+from langchain_fermi.store.bulk import bulk_import
 
 
 def test_bulk_import_equals_one_by_one(tmp_path: Path):

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from langgraph.store.base import InvalidNamespaceError, Item, MatchCondition, SearchItem
 from pydantic import ValidationError
 
+from langchain_fermi.errors import validation_message
+
 from langchain_fermi.types import Opinion, ScoredPrompt, validate_user_id
 
 __all__ = [
@@ -148,16 +150,6 @@ def profile_value(attributes: Mapping[str, str]) -> dict[str, Any]:
     return dict(attributes)
 
 
-def _clean_error(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors():
-        text = str(err["msg"]).removeprefix("Value error, ")
-        if err["loc"] and err["type"] != "value_error":
-            text = ".".join(map(str, err["loc"])) + ": " + text
-        parts.append(text)
-    return "; ".join(parts)
-
-
 def parse_opinion_put(user_id: str, key: str, value: Mapping[str, Any]) -> Opinion:
     """Validate an opinion put; the message names the user and the opinion.
 
@@ -175,7 +167,7 @@ def parse_opinion_put(user_id: str, key: str, value: Mapping[str, Any]) -> Opini
     try:
         return Opinion.model_validate({**value, "id": key})
     except ValidationError as e:
-        text = _clean_error(e).replace(f"opinion {key!r}: ", "")
+        text = validation_message(e).replace(f"opinion {key!r}: ", "")
         msg = f"{where}: {text}"
         raise ValueError(msg) from None
 

@@ -71,7 +71,7 @@ from langchain_fermi.agents._memory_ops import (
 )
 from langchain_fermi.errors import UnknownUserError
 from langchain_fermi.store import FermiStore
-from langchain_fermi.store_records import UserRecord
+from langchain_fermi.store.records import UserRecord
 from langchain_fermi.types import Opinion, UserProfile
 
 __all__ = ["CrossUserSearchError", "FermiMemoryStore", "ReadOnlyNamespaceError"]

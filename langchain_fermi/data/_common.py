@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from langchain_fermi.errors import validation_message
+
 from langchain_fermi.types import UserProfile
 
 DATA_EXTRA_HINT = "pip install 'langchain-fermi[data]'"
@@ -28,16 +30,7 @@ def require(module: str) -> ModuleType:
 
 def reasons(error: ValidationError) -> str:
     """Join a pydantic error's messages, without pydantic's boilerplate, keeping field paths."""
-    parts: list[str] = []
-    for err in error.errors():
-        text = str(err["msg"]).removeprefix("Value error, ")
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        # Messages from our own validators already name the user / opinion; a field path only
-        # helps for pydantic's generic ones ("Field required", "Input should be a valid list").
-        if loc and err.get("type") != "value_error":
-            text = f"{loc}: {text}"
-        parts.append(text)
-    return "; ".join(parts)
+    return validation_message(error)
 
 
 def validate_user(data: Any, where: str) -> UserProfile:

@@ -150,7 +150,7 @@ def _embedder(config: BenchConfig, embeddings: Embeddings | None) -> CachedEmbed
     if not {"few_shot_dense", "fermi_rop"} & set(config.methods):
         return None
     if embeddings is None:
-        from langchain_fermi.embeddings import MiniLMEmbeddings
+        from langchain_fermi.models.embeddings import MiniLMEmbeddings
 
         embeddings = MiniLMEmbeddings()
     return CachedEmbedder(embeddings)

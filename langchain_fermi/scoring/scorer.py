@@ -4,7 +4,7 @@
 reads its answer in the cheapest reliable way the model allows:
 
 1. `LocalLlamaChatModel`: the option letters' next-token logits, with KV-prefix reuse
-   (`langchain_fermi.llama_scoring`); no generation at all.
+   (`langchain_fermi.scoring.llama`); no generation at all.
 2. OpenAI-compatible models (`ChatOpenAI`): one generated token with ``top_logprobs``.
 3. Any other chat model: a short generation read by `parse_answer`.
 
@@ -28,7 +28,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_fermi.errors import LLMCallError
 from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, model_id, to_chat_messages
 from langchain_fermi.questions import format_question, parse_answer
-from langchain_fermi.score_cache import ScoreCache, ScoredAnswer, agreement
+from langchain_fermi.scoring.cache import ScoreCache, ScoredAnswer, agreement
 from langchain_fermi.types import OPTION_LETTERS, Opinion
 
 __all__ = ["AnswerScorer", "ScoreCache", "ScoredAnswer", "ScoringMethod", "agreement"]
@@ -206,7 +206,7 @@ class AnswerScorer:
         """The model part of this scorer's cache keys (`ScoreCache.make_key`)."""
         self._letters: Any = None
         if self.method == "logits":
-            from langchain_fermi.llama_scoring import LlamaLetterScorer
+            from langchain_fermi.scoring.llama import LlamaLetterScorer
 
             self._letters = LlamaLetterScorer(self.model)  # type: ignore[arg-type]
 

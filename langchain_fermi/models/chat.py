@@ -29,10 +29,10 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_fermi.llama_runtime import SharedLlama as _SharedLlama
-from langchain_fermi.llama_runtime import default_threads as _default_threads
-from langchain_fermi.llama_runtime import shared_llama as _shared_llama
-from langchain_fermi.model_files import LOCAL_MODELS, LocalModelSpec, cache_dir, local_model_path
+from langchain_fermi.models.llama_runtime import SharedLlama as _SharedLlama
+from langchain_fermi.models.llama_runtime import default_threads as _default_threads
+from langchain_fermi.models.llama_runtime import shared_llama as _shared_llama
+from langchain_fermi.models.files import LOCAL_MODELS, LocalModelSpec, cache_dir, local_model_path
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from langchain_fermi.store_records import (
+from langchain_fermi.store.records import (
     UserRecord,
     encode_opinion,
     encode_prompt,

