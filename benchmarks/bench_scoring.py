@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langchain_fermi.graph.prompts import initial_prompt
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.scoring.llama import LlamaLetterScorer
 from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, to_chat_messages
 from langchain_fermi.questions import parse_answer
@@ -105,7 +105,7 @@ def build_prompts(user: UserProfile, candidates: str = "rewrite") -> list[str]:
     with P0). ``extend``: each candidate is P0 + paragraphs, so all of a user's prompts share
     P0's ~115 tokens, which llama.cpp's own prefix cache reuses in the naive method too.
     """
-    base = initial_prompt(user)
+    base = profile_prompt(user)
     f = _fields(user)
     out = [base]
     for i in range(4):

@@ -1,7 +1,8 @@
-"""How a multiple-choice question is shown to a model, and how a free-text reply is read back.
+"""What the target model sees: the profile prompt, a rendered question, and its reply read back.
 
-The same formatting is used while optimizing (scoring prompts) and at inference
-(`FermiPersonalizer`), so a learned prompt sees questions exactly as it was scored on them.
+The same text is used while optimizing (scoring prompts) and at inference (`FermiPersonalizer`),
+so a learned prompt sees questions exactly as it was scored on them, and the profile prompt that
+starts every optimization is the one served as the fallback.
 """
 
 from __future__ import annotations
@@ -10,11 +11,34 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from langchain_fermi.types import OPTION_LETTERS
+from langchain_fermi.types import OPTION_LETTERS, UserProfile
 
-__all__ = ["ANSWER_INSTRUCTION", "ParsedAnswer", "format_question", "parse_answer"]
+__all__ = [
+    "ANSWER_INSTRUCTION",
+    "NO_PROFILE",
+    "PROFILE_PROMPT",
+    "ParsedAnswer",
+    "format_question",
+    "parse_answer",
+    "profile_prompt",
+]
 
 ANSWER_INSTRUCTION = "Answer with the letter only."
+
+PROFILE_PROMPT = (
+    "Here is some information about a person.\n"
+    "{profile}\n\n"
+    "Answer the following question as this person would. "
+    "Choose the proper answer among the choices."
+)
+"""Fermi's P_0: the profile text + "choose the proper answer among the choices" (FERMI.md)."""
+
+NO_PROFILE = "(no personal information is known)"
+
+
+def profile_prompt(user: UserProfile) -> str:
+    """The profile-only prompt: where every optimization starts, and the no-prompt fallback."""
+    return PROFILE_PROMPT.format(profile=user.profile_text() or NO_PROFILE)
 
 
 def format_question(question: str, choices: Sequence[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from langchain_fermi.errors import NoPromptsError
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.types import Opinion, ScoredPrompt, UserProfile
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "PromptSelection",
     "Strategy",
     "build_profile_prompt",
-    "profile_prompt_text",
     "select_prompt",
 ]
 
@@ -75,26 +75,10 @@ class PromptSelection(BaseModel):
     user_id: str | None = None
 
 
-def profile_prompt_text(user: UserProfile) -> str:
-    """The initial, profile-only prompt (Fermi's P_0): the graph's builder when it is installed."""
-    try:
-        from langchain_fermi.graph.prompts import initial_prompt  # type: ignore[attr-defined]
-    except ImportError:
-        initial_prompt = None
-    if initial_prompt is not None:
-        return str(initial_prompt(user))
-    profile = user.profile_text()
-    head = f"Here is some information about a person:\n{profile}\n\n" if profile else ""
-    return (
-        f"{head}Answer the following question as this person would: "
-        "choose the proper answer among the choices."
-    )
-
-
 def build_profile_prompt(user: UserProfile, *, model: str = "unknown") -> ScoredPrompt:
     """The profile prompt as an (unscored) `ScoredPrompt` with ``variant="profile"``."""
     return ScoredPrompt(
-        text=profile_prompt_text(user),
+        text=profile_prompt(user),
         score=0.0,
         opinion_ids=[],
         correctness=[],

@@ -29,7 +29,7 @@ from langchain_fermi.agents import (
 )
 from langchain_fermi.errors import NoPromptsError, UnknownUserError
 from langchain_fermi.personalizer import FermiPersonalizer
-from langchain_fermi.retrieval import profile_prompt_text
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.store import FermiStore
 
 GUN_Q = "Would you buy a gun for self defense?"
@@ -114,7 +114,7 @@ def test_fallbacks_for_unoptimized_and_unknown_users(fermi: FermiStore):
         run(agent, GUN_Q, user)
         return system_of(model.calls[0])
 
-    assert system_for("carol") == profile_prompt_text(fermi.get_user("carol"))
+    assert system_for("carol") == profile_prompt(fermi.get_user("carol"))
     assert system_for("carol", fallback="none") is None
     assert system_for("zed") is None  # unknown: no profile to fall back on
     with pytest.raises(NoPromptsError, match="'carol'"):

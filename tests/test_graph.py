@@ -11,7 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_fermi.errors import LLMCallError
 from langchain_fermi.graph import build_fermi_graph, optimize_user, result_from_state
-from langchain_fermi.graph.prompts import initial_prompt
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.types import FermiConfig, ScoredPrompt
 
 B = "[{}]".format  # a bracketed optimizer reply
@@ -48,7 +48,7 @@ def test_loop_keeps_the_top_l_best_first_with_earlier_first_on_ties() -> None:
         keyword_prompt("t1"),  # 0.5 like t3, t6 and t9, but scored first
     ]
     assert len(result.prompts) == 1 + 2 * 3  # initial prompt + K*T
-    assert result.prompts[0].text == initial_prompt(make_user())
+    assert result.prompts[0].text == profile_prompt(make_user())
     assert [p.iteration for p in result.prompts] == [0, 1, 1, 2, 2, 3, 3]
     assert result.curve == [0.375, 0.5, 0.625, 0.75]
     assert result.stop_reason == "iterations"
@@ -84,7 +84,7 @@ def test_optimizer_sees_memory_ascending_with_first_failures_in_full() -> None:
     _, _, optimizer = _run(GOOD, L=3, T=2)
     assert len(optimizer.prompts) == 4  # K per iteration 1..T
     second_round = optimizer.prompts[2]  # memory: initial (0.375), t1 (0.5), t3 (0.5)
-    initial = initial_prompt(make_user())
+    initial = profile_prompt(make_user())
     i_first = second_round.index(initial)
     assert (
         i_first
@@ -120,7 +120,7 @@ def test_duplicate_empty_and_unparseable_outputs_are_dropped_and_counted() -> No
     replies = [
         B(keyword_prompt("t1")),
         B("  " + keyword_prompt("t1") + "  "),  # duplicate within the batch (whitespace)
-        B(initial_prompt(make_user())),  # duplicate of a scored prompt
+        B(profile_prompt(make_user())),  # duplicate of a scored prompt
         "I would rather not.",  # unparseable
         "[]",  # empty
         B(keyword_prompt("t3")),
@@ -131,7 +131,7 @@ def test_duplicate_empty_and_unparseable_outputs_are_dropped_and_counted() -> No
     state = graph.invoke({"user": make_user().model_dump(mode="json")})
     assert state["dropped"] == {"duplicate": 2, "empty": 1, "unparseable": 1}
     texts = [p["text"] for p in state["scored"]]
-    assert texts == [initial_prompt(make_user()), keyword_prompt("t1"), keyword_prompt("t3")]
+    assert texts == [profile_prompt(make_user()), keyword_prompt("t1"), keyword_prompt("t3")]
     assert state["curve"] == [0.375, 0.5, 0.5, 0.5]  # iteration 2 dropped all K and went on
     assert state["stop_reason"] == "iterations"
 
@@ -250,7 +250,7 @@ def test_warm_start_prompts_are_scored_in_iteration_zero() -> None:
         correctness=[1.0],
         answers=["Yes"],
     )
-    warm = [old, keyword_prompt("t6"), initial_prompt(make_user())]  # the last is a duplicate
+    warm = [old, keyword_prompt("t6"), profile_prompt(make_user())]  # the last is a duplicate
     result = optimize_user(
         make_user(),
         KeywordTarget(),
@@ -260,7 +260,7 @@ def test_warm_start_prompts_are_scored_in_iteration_zero() -> None:
         progress=False,
     )
     assert [p.text for p in result.prompts] == [
-        initial_prompt(make_user()),
+        profile_prompt(make_user()),
         keyword_prompt("t1", "t3"),
         keyword_prompt("t6"),
     ]

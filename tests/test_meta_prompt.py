@@ -11,9 +11,9 @@ from langchain_fermi.graph.prompts import (
     OPRO_META_PROMPT,
     build_meta_prompt,
     format_fermi_memory,
-    initial_prompt,
     parse_bracketed,
 )
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.graph.rules import misaligned_cases
 from langchain_fermi.types import ScoredPrompt, UserProfile
 
@@ -47,7 +47,7 @@ def test_parse_bracketed(reply: str | None, expected: str | None) -> None:
 
 def test_initial_prompt_has_profile_and_instruction() -> None:
     user = make_user()
-    text = initial_prompt(user)
+    text = profile_prompt(user)
     assert "REGION: Northeast" in text
     assert "POLIDEOLOGY: Very liberal" in text
     assert "choose the proper answer among the choices" in text.lower()
@@ -55,7 +55,7 @@ def test_initial_prompt_has_profile_and_instruction() -> None:
 
 def test_initial_prompt_without_attributes_says_so() -> None:
     user = UserProfile(user_id="anon", opinions=make_user().opinions)
-    assert "no personal information" in initial_prompt(user)
+    assert "no personal information" in profile_prompt(user)
 
 
 # ----------------------------------------------------------------------------- memory rendering
@@ -131,7 +131,7 @@ def test_fermi_meta_prompt_has_framing_profile_demos_and_instruction(memory) -> 
 def test_opro_meta_prompt_has_no_failures_profile_or_personal_framing(memory) -> None:
     user = make_user()
     # the initial prompt carries the profile; as a memory *text* OPRO may show it, nothing else
-    memory = [*memory, _prompt(initial_prompt(user), 0.25, [0, 1, 2], user)]
+    memory = [*memory, _prompt(profile_prompt(user), 0.25, [0, 1, 2], user)]
     text = build_meta_prompt("opro", memory, user.opinions[8:], user=user, num_questions=8)
     assert text.index("score:\n0.25") < text.index("WORST TEXT") < text.index("BEST TEXT")
     for sp in memory:

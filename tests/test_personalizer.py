@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_fermi.errors import NoPromptsError, UnknownUserError
 from langchain_fermi.personalizer import FermiPersonalizer
 from langchain_fermi.questions import format_question
-from langchain_fermi.retrieval import profile_prompt_text
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.store import FermiStore
 
 GUN_Q = "Would you buy a gun for self defense?"
@@ -67,7 +67,7 @@ def test_strategies(store: FermiStore):
     prof = FermiPersonalizer(store, strategy="profile").invoke(
         {"question": GUN_Q, "user_id": "alice"}
     )
-    assert _system(prof) == profile_prompt_text(make_user("alice"))
+    assert _system(prof) == profile_prompt(make_user("alice"))
     sel = FermiPersonalizer(store, num_neighbors=8).select_prompt("alice", GUN_Q)
     assert len(sel.neighbours) == 8 and sel.prompt.text == ECON_PROMPT  # 5/8 vs 4/8
 
@@ -98,7 +98,7 @@ def test_unknown_user_and_fallbacks(store: FermiStore):
     with pytest.raises(NoPromptsError, match=r"'bob' has no optimized prompts.*fallback"):
         FermiPersonalizer(store).invoke(q)
     prof = FermiPersonalizer(store, fallback="profile")
-    assert _system(prof.invoke(q)) == profile_prompt_text(make_user("bob"))
+    assert _system(prof.invoke(q)) == profile_prompt(make_user("bob"))
     assert "fallback 'profile'" in prof.select_prompt("bob", GUN_Q).explanation
     assert len(FermiPersonalizer(store, fallback="none").invoke(q).messages) == 1
 

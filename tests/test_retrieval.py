@@ -9,9 +9,9 @@ from langchain_fermi.errors import NoPromptsError
 from langchain_fermi.retrieval import (
     Neighbour,
     build_profile_prompt,
-    profile_prompt_text,
     select_prompt,
 )
+from langchain_fermi.questions import profile_prompt
 
 
 def test_nearest_opinions_favour_a_prompt_that_is_not_the_overall_best():
@@ -88,7 +88,7 @@ def test_empty_prompts_and_bad_strategy():
 
 def test_profile_strategy():
     user = make_user()
-    text = profile_prompt_text(user)
+    text = profile_prompt(user)
     assert "Age: 30-49" in text and "Region: West" in text
     built = build_profile_prompt(user)
     assert built.variant == "profile" and built.text == text

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, DenseRetriever
-from langchain_fermi.retrieval import profile_prompt_text, select_prompt
+from langchain_fermi.questions import profile_prompt
+from langchain_fermi.retrieval import select_prompt
 from langchain_fermi.types import FermiResult, Opinion, UserProfile
 
 __all__ = [
@@ -48,7 +49,7 @@ def zero_shot_prompts(test: Sequence[Opinion], neutral: str) -> MethodPrompts:
 
 def profile_prompts(user: UserProfile, test: Sequence[Opinion]) -> MethodPrompts:
     """Fermi's initial, profile-only prompt (P_0) for every question."""
-    return MethodPrompts(prompts=[profile_prompt_text(user)] * len(test))
+    return MethodPrompts(prompts=[profile_prompt(user)] * len(test))
 
 
 def few_shot_prompt(examples: Sequence[Opinion], *, profile: str | None = None) -> str:

@@ -34,7 +34,7 @@ from langchain_fermi.evaluation.meter import TestScorer, probe_latency
 from langchain_fermi.evaluation.retrievers import CachedEmbedder
 from langchain_fermi.evaluation.schema import BenchReport, UserResult
 from langchain_fermi.evaluation.userrun import BenchContext, TestLeakError, evaluate_user
-from langchain_fermi.retrieval import profile_prompt_text
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.types import Opinion, UserProfile
 
 __all__ = ["config_fingerprint", "load_finished", "run_benchmark", "save_user_result"]
@@ -219,7 +219,7 @@ def _probe_groups(
         allowed = set(result.optimize_ids)
         opinions = [o for o in user.opinions if o.id in allowed]
         texts = [m["text"] for rec in result.optimization.values() for m in rec.memory]
-        groups += [(t, opinions) for t in texts or [profile_prompt_text(user)]]
+        groups += [(t, opinions) for t in texts or [profile_prompt(user)]]
     return groups
 
 

@@ -11,7 +11,6 @@ from langchain_fermi.graph.prompts import (
     FERMI_META_PROMPT,
     OPRO_META_PROMPT,
     build_meta_prompt,
-    initial_prompt,
     parse_bracketed,
 )
 from langchain_fermi.graph.state import FermiInput, FermiOutput, FermiState
@@ -26,7 +25,6 @@ __all__ = [
     "build_fermi_graph",
     "build_meta_prompt",
     "default_cache_path",
-    "initial_prompt",
     "optimize_user",
     "parse_bracketed",
     "result_from_state",

@@ -21,10 +21,10 @@ from langgraph.types import Overwrite
 
 from langchain_fermi.graph.prompts import (
     build_meta_prompt,
-    initial_prompt,
     normalize_prompt,
     parse_bracketed,
 )
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.graph.rules import (
     budget_spent,
     misaligned_cases,
@@ -138,7 +138,7 @@ def _initial_candidates(state: FermiState) -> list[str]:
     """Iteration 0: the profile prompt, then any warm-start prompts, without duplicates."""
     out: list[str] = []
     seen: set[str] = set()
-    for text in [initial_prompt(load_user(state)), *state.get("warm_start", [])]:
+    for text in [profile_prompt(load_user(state)), *state.get("warm_start", [])]:
         key = normalize_prompt(text)
         if key and key not in seen:
             seen.add(key)

@@ -14,14 +14,12 @@ from langchain_fermi.types import OPTION_LETTERS, MisalignedCase, Opinion, Score
 
 __all__ = [
     "FERMI_META_PROMPT",
-    "INITIAL_PROMPT",
     "INSERTION_MARKER",
     "OPRO_META_PROMPT",
     "build_meta_prompt",
     "format_demos",
     "format_fermi_memory",
     "format_opro_memory",
-    "initial_prompt",
     "normalize_prompt",
     "parse_bracketed",
 ]
@@ -29,15 +27,6 @@ __all__ = [
 INSERTION_MARKER = "<INS>"
 """Where the new text goes in the demonstrations (OPRO's convention)."""
 
-INITIAL_PROMPT = (
-    "Here is some information about a person.\n"
-    "{profile}\n\n"
-    "Answer the following question as this person would. "
-    "Choose the proper answer among the choices."
-)
-"""P_0: the profile text + "choose the proper answer among the choices" (FERMI.md)."""
-
-NO_PROFILE = "(no personal information is known)"
 
 FERMI_META_PROMPT = """\
 Your task is to write a text (an instruction) for an AI model so that it answers \
@@ -80,11 +69,6 @@ OPRO_DEMOS_HEADER = (
     "Below are examples of the problems, with reference answers. The instruction is inserted "
     f"where {INSERTION_MARKER} appears, before the question.\n"
 )
-
-
-def initial_prompt(user: UserProfile) -> str:
-    """The profile-only prompt that starts every optimization (iteration 0)."""
-    return INITIAL_PROMPT.format(profile=user.profile_text() or NO_PROFILE)
 
 
 def normalize_prompt(text: str) -> str:
