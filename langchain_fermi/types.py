@@ -6,12 +6,22 @@ so a bad input fails at the edge with a message that names the user and the opin
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from langchain_fermi.errors import validation_message
 
@@ -32,6 +42,7 @@ __all__ = [
     "UserProfile",
     "Variant",
     "scored_opinion_ids",
+    "validate_choices",
     "validate_user_id",
 ]
 
@@ -51,7 +62,8 @@ OPTION_LETTERS = string.ascii_uppercase
 Variant = Literal["fermi", "opro", "profile"]
 """How a prompt was produced: Fermi's meta-prompt, the OPRO ablation, or the profile-only prompt."""
 
-_USER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+_USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def validate_user_id(user_id: Any) -> str:
@@ -59,18 +71,62 @@ def validate_user_id(user_id: Any) -> str:
 
     User ids end up in Chroma ids, LangGraph namespaces, thread ids and file names, so they are
     restricted to letters, digits and ``_ . @ -`` (1-128 characters, not starting with a symbol).
+    Nothing is stripped or normalised: ``"alice\\n"`` would silently be another user than
+    ``"alice"``, so it is an error that says so.
     """
     if user_id is None or (isinstance(user_id, str) and not user_id.strip()):
         msg = "user id must be a non-empty string"
         raise ValueError(msg)
+    if isinstance(user_id, bool) or not isinstance(user_id, (str, numbers.Integral)):
+        msg = f"user id must be a string or an integer, got {type(user_id).__name__} {user_id!r}"
+        raise ValueError(msg)
     uid = str(user_id)
-    if not _USER_ID_RE.match(uid) or ".." in uid:
+    if uid != uid.strip():
+        msg = (
+            f"unsafe user id {uid!r}: leading or trailing whitespace "
+            f"(it would be another user than {uid.strip()!r})"
+        )
+        raise ValueError(msg)
+    if _CONTROL_RE.search(uid):
+        msg = f"unsafe user id {uid!r}: control character {_CONTROL_RE.search(uid)[0]!r}"
+        raise ValueError(msg)
+    if not _USER_ID_RE.fullmatch(uid) or ".." in uid:
         msg = (
             f"unsafe user id {uid!r}: use 1-128 letters, digits, '_', '.', '@' or '-', "
             "starting with a letter or digit"
         )
         raise ValueError(msg)
     return uid
+
+
+def validate_choices(choices: Any, where: str = "choices") -> list[str]:
+    """Return ``choices`` as a list of option texts, or raise ``ValueError`` naming ``where``.
+
+    Models see options as letters A-Z, so 2 to 26 distinct, non-empty texts are needed; a
+    ``None`` option would otherwise be shown as the text "None".
+    """
+    if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
+        msg = f"{where}: choices must be a list of option texts, got {type(choices).__name__}"
+        raise ValueError(msg)
+    out = list(choices)
+    for i, c in enumerate(out, start=1):
+        if not isinstance(c, str):
+            msg = f"{where}: choice {i} is {c!r}, not text"
+            raise ValueError(msg)
+    if len(out) < 2:
+        msg = f"{where}: needs at least 2 choices, got {len(out)}"
+        raise ValueError(msg)
+    if len(out) > len(OPTION_LETTERS):
+        msg = f"{where}: at most {len(OPTION_LETTERS)} choices, got {len(out)} (lettered A-Z)"
+        raise ValueError(msg)
+    if any(not c.strip() for c in out):
+        msg = f"{where}: empty choice in {out!r}"
+        raise ValueError(msg)
+    dupes = sorted({c for c in out if out.count(c) > 1})
+    if dupes:
+        msg = f"{where}: duplicate choices {dupes!r}"
+        raise ValueError(msg)
+    return out
 
 
 class Opinion(BaseModel):
@@ -96,24 +152,17 @@ class Opinion(BaseModel):
             raise ValueError(msg)
         return str(v)
 
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _valid_choices(cls, v: Any, info: Any) -> list[str]:
+        # Before pydantic's own check, so a None option gets a message naming the opinion.
+        return validate_choices(v, f"opinion {info.data.get('id', '?')!r}")
+
     @model_validator(mode="after")
     def _check(self) -> Opinion:
         where = f"opinion {self.id!r}"
         if not self.question.strip():
             msg = f"{where}: empty question"
-            raise ValueError(msg)
-        if len(self.choices) < 2:
-            msg = f"{where}: needs at least 2 choices, got {len(self.choices)}"
-            raise ValueError(msg)
-        if len(self.choices) > len(OPTION_LETTERS):
-            msg = f"{where}: at most {len(OPTION_LETTERS)} choices, got {len(self.choices)}"
-            raise ValueError(msg)
-        if any(not c.strip() for c in self.choices):
-            msg = f"{where}: empty choice in {self.choices!r}"
-            raise ValueError(msg)
-        dupes = sorted({c for c in self.choices if self.choices.count(c) > 1})
-        if dupes:
-            msg = f"{where}: duplicate choices {dupes!r}"
             raise ValueError(msg)
         if self.answer not in self.choices:
             msg = f"{where}: answer {self.answer!r} is not one of the choices {self.choices!r}"
@@ -149,10 +198,26 @@ class UserProfile(BaseModel):
 
     @field_validator("attributes", mode="before")
     @classmethod
-    def _attrs_as_text(cls, v: Any) -> dict[str, str]:
+    def _attrs_as_text(cls, v: Any, info: Any) -> dict[str, str]:
+        # Missing values (None, NaN) are left out: str() would store the text "None" / "nan".
         if v is None:
             return {}
-        return {str(k): str(val) for k, val in dict(v).items()}
+        where = f"user {info.data.get('user_id', '?')!r}"
+        if not isinstance(v, Mapping):
+            msg = f"{where}: attributes must be a {{name: value}} mapping, got {type(v).__name__}"
+            raise ValueError(msg)
+        out: dict[str, str] = {}
+        for k, val in v.items():
+            if not isinstance(k, (str, int)) or isinstance(k, bool) or not str(k).strip():
+                msg = f"{where}: attribute name {k!r} must be non-empty text"
+                raise ValueError(msg)
+            if val is None or (isinstance(val, float) and math.isnan(val)):
+                continue
+            if not isinstance(val, (str, int, float)):
+                msg = f"{where}: attribute {k!r} must be text, got {type(val).__name__} {val!r}"
+                raise ValueError(msg)
+            out[str(k)] = str(val)
+        return out
 
     @field_validator("opinions", mode="before")
     @classmethod
@@ -220,6 +285,17 @@ class ScoredPrompt(BaseModel):
     model: str = "unknown"
     variant: Variant = "fermi"
 
+    @field_validator("score", "correctness", mode="after")
+    @classmethod
+    def _finite(cls, v: float | list[float], info: Any) -> float | list[float]:
+        # NaN / inf would make the user unreadable in the store and break every ranking.
+        values = v if isinstance(v, list) else [v]
+        bad = next((x for x in values if not math.isfinite(x)), None)
+        if bad is not None:
+            msg = f"{info.field_name} must be finite numbers, got {bad!r}"
+            raise ValueError(msg)
+        return v
+
     @model_validator(mode="after")
     def _aligned(self) -> ScoredPrompt:
         if not (len(self.opinion_ids) == len(self.correctness) == len(self.answers)):
@@ -236,7 +312,7 @@ class ScoredPrompt(BaseModel):
 
 
 def scored_opinion_ids(prompts: Iterable[ScoredPrompt]) -> set[str]:
-    """The opinions any of ``prompts`` was scored on (the scoring split, as far as they cover it)."""
+    """The opinions any of ``prompts`` was scored on (the part of the scoring split they cover)."""
     return {i for p in prompts for i in p.opinion_ids}
 
 
@@ -284,22 +360,89 @@ class FermiConfig(BaseModel):
     )
 
 
+_TOKEN_FIELDS = (
+    "target_prompt_tokens",
+    "target_completion_tokens",
+    "optimizer_prompt_tokens",
+    "optimizer_completion_tokens",
+)
+
+
 class Cost(BaseModel):
-    """Calls, tokens and time spent; adds up with ``+``."""
+    """Calls, tokens and time spent, by who spent them (target / optimizer); adds up with ``+``.
+
+    ``prompt_tokens``, ``completion_tokens`` and ``total_tokens`` are the sums over both models
+    (dumped with the model, so readers of 0.1.0's JSON keep working). Costs saved by 0.1.0 hold
+    only those sums: they load with the tokens counted to the model that made calls, or to the
+    target when both did (0.1.0 did not record the split).
+
+    Example:
+        >>> cost = Cost(target_calls=2, target_prompt_tokens=80, optimizer_calls=1,
+        ...             optimizer_prompt_tokens=900, optimizer_completion_tokens=60)
+        >>> cost.prompt_tokens, cost.total_tokens
+        (980, 1040)
+    """
 
     target_calls: int = 0
     optimizer_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    target_prompt_tokens: int = 0
+    target_completion_tokens: int = 0
+    optimizer_prompt_tokens: int = 0
+    optimizer_completion_tokens: int = 0
     cache_hits: int = 0
     wall_seconds: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_legacy_totals(cls, data: Any) -> Any:
+        """Accept 0.1.0's ``prompt_tokens`` / ``completion_tokens`` (and our own dumps)."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        data.pop("total_tokens", None)
+        totals = {k: data.pop(k) for k in ("prompt_tokens", "completion_tokens") if k in data}
+        if any(k in data for k in _TOKEN_FIELDS):
+            for side, total in totals.items():  # a dump of this version: the sums must agree
+                parts = (data.get(f"target_{side}", 0), data.get(f"optimizer_{side}", 0))
+                if total != sum(parts):
+                    msg = f"{side} {total!r} is not the sum of the target's and optimizer's {parts}"
+                    raise ValueError(msg)
+            return data
+        only_optimizer = not data.get("target_calls") and data.get("optimizer_calls")
+        role = "optimizer" if only_optimizer else "target"
+        for side, total in totals.items():
+            data[f"{role}_{side}"] = total
+        return data
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(**{k: getattr(self, k) + getattr(other, k) for k in Cost.model_fields})
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens of both models."""
+        return self.target_prompt_tokens + self.optimizer_prompt_tokens
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def completion_tokens(self) -> int:
+        """Completion tokens of both models."""
+        return self.target_completion_tokens + self.optimizer_completion_tokens
+
     @property
     def total_tokens(self) -> int:
+        """Every token, both models, prompt and completion (what ``max_tokens`` budgets)."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def target_tokens(self) -> int:
+        """The target model's prompt and completion tokens."""
+        return self.target_prompt_tokens + self.target_completion_tokens
+
+    @property
+    def optimizer_tokens(self) -> int:
+        """The optimizer model's prompt and completion tokens."""
+        return self.optimizer_prompt_tokens + self.optimizer_completion_tokens
 
 
 class FermiResult(BaseModel):

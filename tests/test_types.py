@@ -156,3 +156,97 @@ def test_result_best_needs_memory() -> None:
     assert FermiResult(user_id="u1", prompts=[p], memory=[p]).best.text == "p"
     with pytest.raises(ValueError, match="user 'u1': the result holds no scored prompt"):
         _ = FermiResult(user_id="u1", prompts=[], memory=[]).best
+
+
+# --- validation at the boundary (issue 11, item 4) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uid", "fragment"),
+    [
+        ("alice\n", "leading or trailing whitespace (it would be another user than 'alice')"),
+        (" alice", "leading or trailing whitespace"),
+        ("alice\t", "leading or trailing whitespace"),
+        ("al\x00ice", "control character '\\x00'"),
+        ("al\x1bice", "control character '\\x1b'"),
+        ("al\u0085ice", "control character"),
+    ],
+)
+def test_user_ids_with_whitespace_or_control_characters(uid: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match="unsafe user id") as err:
+        validate_user_id(uid)
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize("uid", [True, 1.5, ["alice"], b"alice"])
+def test_user_id_must_be_text_or_integer(uid: object) -> None:
+    with pytest.raises(ValueError, match="user id must be a string or an integer, got"):
+        validate_user_id(uid)
+
+
+def test_null_attributes_are_dropped_never_the_text_none() -> None:
+    u = UserProfile(user_id="alice", attributes={"Age": None, "Income": float("nan"), "X": "1"})
+    assert u.attributes == {"X": "1"}
+    assert "None" not in u.profile_text() and "nan" not in u.profile_text()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "fragment"),
+    [
+        ({"Age": ["30", "49"]}, "user 'alice': attribute 'Age' must be text, got list"),
+        ({"Age": {"min": 30}}, "attribute 'Age' must be text, got dict"),
+        ({"": "x"}, "attribute name '' must be non-empty text"),
+        ({None: "x"}, "attribute name None must be non-empty text"),
+        (["Age", "30"], "attributes must be a {name: value} mapping, got list"),
+    ],
+)
+def test_bad_attributes(attributes: object, fragment: str) -> None:
+    with pytest.raises(ValueError) as err:
+        UserProfile(user_id="alice", attributes=attributes)
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("choices", "fragment"),
+    [
+        (["Yes", None], "opinion 'q7': choice 2 is None, not text"),
+        ([1, 2], "opinion 'q7': choice 1 is 1, not text"),
+        ("Yes|No", "choices must be a list of option texts, got str"),
+        ([f"o{i}" for i in range(30)], "at most 26 choices, got 30"),
+    ],
+)
+def test_bad_choices_name_the_opinion(choices: object, fragment: str) -> None:
+    with pytest.raises(ValueError) as err:
+        user([opinion(id="q7", choices=choices, answer="Yes")])
+    assert "user 'alice', opinion 'q7'" in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_validate_choices_alone() -> None:
+    from langchain_fermi.types import validate_choices
+
+    assert validate_choices(("Yes", "No")) == ["Yes", "No"]
+    with pytest.raises(ValueError, match="question 3: at most 26 choices, got 27"):
+        validate_choices([str(i) for i in range(27)], "question 3")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("score", float("nan")),
+        ("score", float("inf")),
+        ("correctness", [1.0, float("nan")]),
+        ("correctness", [float("-inf"), 0.0]),
+    ],
+)
+def test_scored_prompt_numbers_must_be_finite(field: str, value: object) -> None:
+    data: dict = {
+        "text": "p",
+        "score": 0.5,
+        "opinion_ids": ["a", "b"],
+        "correctness": [1.0, 0.0],
+        "answers": ["Yes", None],
+    }
+    data[field] = value
+    with pytest.raises(ValidationError, match=f"{field} must be finite numbers, got"):
+        ScoredPrompt(**data)
