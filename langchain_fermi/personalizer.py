@@ -24,6 +24,7 @@ from langchain_fermi.types import (
     DEFAULT_NUM_NEIGHBORS,
     UserProfile,
     scored_opinion_ids,
+    validate_choices,
     validate_user_id,
 )
 
@@ -155,7 +156,8 @@ class FermiPersonalizer(RunnableSerializable[PersonalizerInput | str, ChatPrompt
         if not isinstance(question, str) or not question.strip():
             msg = f"question must be a non-empty string, got {question!r}"
             raise ValueError(msg)
-        return str(user_id), question, list(choices) if choices else None
+        # A string would otherwise be split into one option per character.
+        return str(user_id), question, validate_choices(choices) if choices else None
 
     def _personalize(
         self, input: PersonalizerInput | str, config: RunnableConfig

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from langchain_fermi.types import OPTION_LETTERS, UserProfile
+from langchain_fermi.types import OPTION_LETTERS, UserProfile, validate_choices
 
 __all__ = [
     "ANSWER_INSTRUCTION",
@@ -42,7 +42,13 @@ def profile_prompt(user: UserProfile) -> str:
 
 
 def format_question(question: str, choices: Sequence[str]) -> str:
-    """Render ``question`` with lettered options and the answer instruction."""
+    """Render ``question`` with lettered options and the answer instruction.
+
+    Raises:
+        ValueError: ``choices`` are not 2-26 distinct option texts (a ``None`` would be shown
+            as "None", a 27th option has no letter).
+    """
+    choices = validate_choices(choices, f"question {question.strip()[:60]!r}")
     lines = [f"Question: {question.strip()}"]
     lines += [f"{OPTION_LETTERS[i]}. {c}" for i, c in enumerate(choices)]
     lines.append(ANSWER_INSTRUCTION)
