@@ -6,7 +6,7 @@ Heavy modules (llama.cpp, chromadb, onnxruntime) load lazily on first use of the
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_fermi.errors import (
     BudgetExceededError,
@@ -27,6 +27,18 @@ from langchain_fermi.types import (
 )
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use
+    from langchain_fermi.agents import FermiMemoryStore, FermiMiddleware, reoptimize
+    from langchain_fermi.graph import build_fermi_graph, optimize_user
+    from langchain_fermi.models import LocalLlamaChatModel, get_chat_model
+    from langchain_fermi.models.embeddings import MiniLMEmbeddings
+    from langchain_fermi.personalizer import FermiPersonalizer
+    from langchain_fermi.retrieval import PromptSelection, select_prompt
+    from langchain_fermi.scoring import AnswerScorer, ScoreCache, ScoredAnswer
+    from langchain_fermi.store import FermiStore
+    from langchain_fermi.store.embedding_function import PackagedMiniLM
+    from langchain_fermi.tokens import count_tokens
 
 _LAZY = {
     "get_chat_model": "langchain_fermi.models",
