@@ -259,7 +259,7 @@ def test_jsonl_errors_give_the_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="line 3: user 'bob', opinion 'q1': answer 'No way'"):
         load_users(path)
     path.write_text(lines[0] + "\n{not json\n")
-    with pytest.raises(ValueError, match="line 2: invalid JSON"):
+    with pytest.raises(ValueError, match=r"u\.jsonl:2:2: invalid JSON: Expecting property name"):
         load_users(path)
 
 
@@ -314,3 +314,90 @@ def test_example_users_are_consistent_with_personas() -> None:
 
 def test_example_csv_matches_json() -> None:
     assert load_users(EXAMPLES / "users.csv") == load_users(EXAMPLES / "users.json")
+
+
+# --- byte-order marks, encodings and syntax errors (issue 11, item 4) ----------------------------
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv"])
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])  # Excel: UTF-8 BOM, "Unicode text"
+def test_files_with_a_byte_order_mark_load(tmp_path: Path, suffix: str, encoding: str) -> None:
+    users = make_users()
+    plain = save_users(users, tmp_path / f"plain{suffix}")
+    marked = tmp_path / f"marked{suffix}"
+    marked.write_bytes(plain.read_text(encoding="utf-8").encode(encoding))
+    assert marked.read_bytes()[:2] in (b"\xef\xbb", b"\xff\xfe", b"\xfe\xff")
+    assert load_users(marked) == users
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv"])
+def test_encoding_errors_name_file_line_and_offset(tmp_path: Path, suffix: str) -> None:
+    plain = save_users(make_users(), tmp_path / f"plain{suffix}")
+    text = plain.read_text(encoding="utf-8")
+    latin = tmp_path / f"latin1{suffix}"
+    latin.write_bytes(text.encode("latin-1", errors="replace"))  # "ü" -> a lone 0xfc byte
+    offset = latin.read_bytes().index(b"\xfc")
+    line = latin.read_bytes()[:offset].count(b"\n") + 1
+    with pytest.raises(ValueError) as err:
+        load_users(latin)
+    message = str(err.value)
+    assert message.startswith(f"{latin}:{line}:")
+    assert f"not UTF-8 text (byte 0xfc at offset {offset}" in message
+    assert "save the file as UTF-8" in message
+
+
+def test_json_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "u.json"
+    path.write_text('[\n  {"user_id": "alice",\n   "opinions": [}\n]\n')
+    with pytest.raises(ValueError, match=r"u\.json:3:17: invalid JSON: Expecting value"):
+        load_users(path)
+
+
+FIVE_COLUMNS = "user_id,opinion_id,question,choices,answer\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # a quote never closed: the file ends inside it
+        (
+            'alice,q1,Car?,Yes|No,Yes\nbob,q1,"Car?,Yes|No,No\nbob,q2,Bus?,Yes|No,No\n',
+            ":3: a quoted",
+        ),
+        # a quote closed much later swallows whole rows into one cell
+        (
+            'alice,q1,"Car?,Yes|No,Yes\nbob,q1,Bus?,Yes|No,No\nbob,q2,x",Yes|No,No\n',
+            ":2: unbalanced",
+        ),
+        # text after a closing quote
+        ('alice,q1,Car?,Yes|No,Yes\nbob,q1,"Car"?,Yes|No,No\n', ":3: bad CSV quoting"),
+    ],
+)
+def test_broken_csv_quote_is_reported_where_it_is(tmp_path: Path, body: str, expected: str) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text(FIVE_COLUMNS + body)
+    with pytest.raises(ValueError) as err:
+        load_users(path)
+    assert f"u.csv{expected}" in str(err.value)
+
+
+def test_empty_csv_names_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text("")
+    with pytest.raises(ValueError, match=r"empty CSV file; the header needs \['user_id'"):
+        load_users(path)
+
+
+def test_null_attributes_are_dropped_in_json(tmp_path: Path) -> None:
+    path = tmp_path / "u.json"
+    path.write_text(json.dumps([{"user_id": "alice", "attributes": {"Age": None, "X": "1"}}]))
+    assert load_users(path)[0].attributes == {"X": "1"}
+
+
+def test_user_id_with_trailing_newline_is_rejected_in_json(tmp_path: Path) -> None:
+    path = tmp_path / "u.json"
+    path.write_text(json.dumps([{"user_id": "alice"}, {"user_id": "alice\n"}]))
+    with pytest.raises(
+        ValueError, match=r"user #1: unsafe user id 'alice\\n': leading or trailing"
+    ):
+        load_users(path)

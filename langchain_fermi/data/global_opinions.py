@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from langchain_fermi.data._common import reasons
+from langchain_fermi.data._common import read_text, reasons
 from langchain_fermi.types import Opinion, UserProfile
 
 __all__ = ["country_user_id", "load_global_opinionqa", "majority_index", "opinion_id_for"]
@@ -95,9 +95,9 @@ def load_global_opinionqa(
     """
     path = Path(path)
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = json.loads(read_text(path))
     except json.JSONDecodeError as e:
-        msg = f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        msg = f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
         raise ValueError(msg) from None
     if not isinstance(records, list):
         msg = f"{path}: expected a list of {{country, question, options, distribution}} records"
@@ -133,14 +133,22 @@ def _record_opinion(rec: Any, where: str) -> Opinion | None:
     ):
         msg = f"{where}: expected keys country, question, options, distribution"
         raise ValueError(msg)
-    options = [_option_text(o) for o in rec["options"]]
-    dist = rec["distribution"]
     where = f"{where}: country {rec['country']!r}"
+    raw_options, dist = rec["options"], rec["distribution"]
+    if not isinstance(raw_options, list) or not isinstance(dist, list):
+        msg = f"{where}: options and distribution must be lists"
+        raise ValueError(msg)
+    if any(o is None or isinstance(o, (bool, list, dict)) for o in raw_options):
+        msg = f"{where}: options must be texts or numbers, got {raw_options!r}"
+        raise ValueError(msg)
+    options = [_option_text(o) for o in raw_options]
     if len(options) != len(dist):
         msg = f"{where}: {len(options)} options but {len(dist)} shares"
         raise ValueError(msg)
-    if any(not isinstance(x, (int, float)) or math.isnan(x) for x in dist):
-        msg = f"{where}: the distribution must hold numbers, got {dist!r}"
+    if any(
+        isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in dist
+    ):
+        msg = f"{where}: the distribution must hold finite numbers, got {dist!r}"
         raise ValueError(msg)
     best = majority_index(dist)
     if best is None:

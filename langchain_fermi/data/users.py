@@ -6,6 +6,7 @@ Only the standard library is used here, so these loaders work without the ``data
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from langchain_fermi.data._common import reasons, validate_user
+from langchain_fermi.data._common import read_text, reasons, validate_user
 from langchain_fermi.types import Opinion, UserProfile, validate_user_id
 
 __all__ = ["CSV_COLUMNS", "UserFileFormat", "load_users", "save_users"]
@@ -56,7 +57,9 @@ def load_users(path: str | Path, *, format: UserFileFormat | None = None) -> lis
 
     The format follows the extension (``.json``, ``.jsonl`` / ``.ndjson``, ``.csv``) unless
     ``format`` is given. Every user is validated like `UserProfile`; a bad one raises
-    ``ValueError`` naming the file, the line or position, the user and the opinion.
+    ``ValueError`` naming the file, the line or position, the user and the opinion. Files are
+    UTF-8, with or without a byte-order mark (Excel writes one); syntax and encoding errors name
+    ``file:line:column``.
 
     Args:
         path: The file to read.
@@ -133,9 +136,9 @@ def _check_keys(raw: Any, where: str) -> None:
 
 def _load_json(path: Path) -> list[UserProfile]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
-        msg = f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        msg = f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
         raise ValueError(msg) from None
     if isinstance(data, dict) and "users" in data:
         data = data["users"]
@@ -155,18 +158,19 @@ def _load_json(path: Path) -> list[UserProfile]:
 
 def _load_jsonl(path: Path) -> list[UserProfile]:
     users = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                msg = f"{path}, line {lineno}: invalid JSON at column {e.colno}: {e.msg}"
-                raise ValueError(msg) from None
-            where = f"{path}, line {lineno}"
-            _check_keys(raw, where)
-            users.append(validate_user(raw, where))
+    # Only "\n" ends a record: JSON escapes every control character inside strings, and
+    # str.splitlines would also split on U+2028 and friends, which JSON allows unescaped.
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            msg = f"{path}:{lineno}:{e.colno}: invalid JSON: {e.msg}"
+            raise ValueError(msg) from None
+        where = f"{path}, line {lineno}"
+        _check_keys(raw, where)
+        users.append(validate_user(raw, where))
     _check_unique_ids(users, str(path))
     return users
 
@@ -200,29 +204,77 @@ def _parse_choices(cell: str) -> list[str]:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (first line number, row) pairs, checking the header."""
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        required = [c for c in CSV_COLUMNS if c != "topic"]
-        missing = [c for c in required if c not in header]
-        if missing:
-            msg = f"{path}: missing CSV column(s) {missing}; the header is {header}"
-            raise ValueError(msg)
-        unknown = [c for c in header if c not in CSV_COLUMNS and not c.startswith(ATTR_PREFIX)]
-        if unknown:
+    """Yield (first line number, row) pairs, checking the header and the quoting.
+
+    The reader is strict, so a stray quote (``"Yes"x``) is an error on its line; a quote that is
+    never closed swallows the following lines into one cell, which shows as a row with too few
+    cells (or the end of the file inside a quote): reported on the line where the quote opened.
+    """
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
+    header: list[str] = []
+    start = 1
+    try:
+        for cells in reader:
+            if not header:
+                header = [c.strip() for c in cells]
+                _check_header(path, header)
+            elif cells:
+                _check_cell_count(path, cells, header, start, reader.line_num)
+                yield start, dict(zip(header, cells, strict=False))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
             msg = (
-                f"{path}: unknown CSV column(s) {unknown}; allowed: {list(CSV_COLUMNS)} "
-                f"and '{ATTR_PREFIX}<name>' attribute columns"
+                f"{path}:{start}: a quoted cell that starts on this line is never closed "
+                f"(the file ends inside it, {reader.line_num - start + 1} lines later)"
             )
-            raise ValueError(msg)
-        previous_end = reader.line_num
-        for row in reader:
-            if None in row:
-                msg = f"{path}, line {previous_end + 1}: more cells than header columns"
+        else:
+            msg = f"{path}:{reader.line_num}: bad CSV quoting: {e}"
+        raise ValueError(msg) from None
+    if not header:
+        msg = f"{path}: empty CSV file; the header needs {list(CSV_COLUMNS)}"
+        raise ValueError(msg)
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    required = [c for c in CSV_COLUMNS if c != "topic"]
+    missing = [c for c in required if c not in header]
+    if missing:
+        msg = f"{path}: missing CSV column(s) {missing}; the header is {header}"
+        raise ValueError(msg)
+    unknown = [c for c in header if c not in CSV_COLUMNS and not c.startswith(ATTR_PREFIX)]
+    if unknown:
+        msg = (
+            f"{path}: unknown CSV column(s) {unknown}; allowed: {list(CSV_COLUMNS)} "
+            f"and '{ATTR_PREFIX}<name>' attribute columns"
+        )
+        raise ValueError(msg)
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        msg = f"{path}: duplicate CSV column(s) {dupes}"
+        raise ValueError(msg)
+
+
+def _check_cell_count(
+    path: Path, cells: list[str], header: list[str], start: int, end: int
+) -> None:
+    if len(cells) > len(header):
+        msg = f"{path}, line {start}: more cells than header columns"
+        raise ValueError(msg)
+    if end == start:
+        return
+    where = (
+        f"{path}:{start}: unbalanced quote: a quoted cell opened on this line runs to line {end}"
+    )
+    if len(cells) < len(header):
+        msg = f"{where}, leaving {len(cells)} of {len(header)} cells"
+        raise ValueError(msg)
+    # A multi-line cell is fine (a long question), but one holding whole rows swallowed them.
+    for cell in cells:
+        for offset, line in enumerate(cell.split("\n")[1:], start=1):
+            if len(next(csv.reader([line]), [])) >= len(header):
+                msg = f"{where} and holds line {start + offset}, which looks like a whole row"
                 raise ValueError(msg)
-            yield previous_end + 1, row
-            previous_end = reader.line_num
 
 
 def _load_csv(path: Path) -> list[UserProfile]:
