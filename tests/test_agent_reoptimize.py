@@ -19,8 +19,7 @@ from langchain_fermi.agents import FermiMemoryStore, record_opinion_for, reoptim
 from langchain_fermi.errors import LLMCallError, UnknownUserError
 from langchain_fermi.graph import optimize_user
 from langchain_fermi.personalizer import FermiPersonalizer
-from langchain_fermi.store import FermiStore
-from langchain_fermi.store.records import result_prompts
+from langchain_fermi.store import FermiStore, result_prompts
 from langchain_fermi.types import FermiConfig
 
 B = "[{}]".format

@@ -19,9 +19,8 @@ from fermi_store_fakes import (
 )
 
 from langchain_fermi.errors import UnknownUserError
-from langchain_fermi.store import FermiStore
+from langchain_fermi.store import FermiStore, result_prompts
 from langchain_fermi.store.client import default_store_path
-from langchain_fermi.store.records import result_prompts
 from langchain_fermi.types import Opinion
 
 TESTS = Path(__file__).resolve().parent
@@ -146,13 +145,13 @@ def test_isolation_between_near_identical_users(store: FermiStore):
         near = store.nearest_opinions(uid, "Should gun ownership laws be stricter?", k=8)
         assert len(near) == 8 and all(o.answer == answer for o, _ in near)
     # the raw rows carry their owner's id
-    rows = store.opinions.get(where={"user_id": "alice"}, include=["metadatas"])
+    rows = store._opinions.get(where={"user_id": "alice"}, include=["metadatas"])
     assert len(rows["ids"]) == 8 and all(i.startswith("alice:") for i in rows["ids"])
 
 
 def _raw_rows(store: FermiStore, uid: str) -> list[str]:
     found = []
-    for col in (store.users, store.opinions, store.prompts):
+    for col in (store._users, store._opinions, store._prompts):
         got = col.get(include=["metadatas", "documents"])
         for rid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True):
             if rid == uid or rid.startswith(f"{uid}:") or (meta or {}).get("user_id") == uid:
@@ -222,7 +221,7 @@ def test_concurrent_saves_of_different_users(store: FermiStore):
         texts = sorted(p.text for p in store.get_prompts(f"user{i}"))
         assert texts == [f"user{i}-g2-{r}" for r in range(3)]
         assert len(store.get_user(f"user{i}").opinions) == 8
-    assert len(store.prompts.get(include=[])["ids"]) == 18  # old generations are gone
+    assert len(store._prompts.get(include=[])["ids"]) == 18  # old generations are gone
 
 
 def test_reader_during_reoptimization_never_sees_a_mix(tmp_path: Path):
@@ -281,7 +280,7 @@ def test_hot_path_reads_by_id_only(store: FermiStore, monkeypatch: pytest.Monkey
     store.save_result(make_result("alice", economy_and_gun_prompts()), user=make_user("alice"))
     calls: list[tuple[str, dict]] = []
     for name in ("users", "opinions", "prompts"):
-        col = getattr(store, name)
+        col = getattr(store, f"_{name}")
 
         def spy_get(*a, _col=col, _name=name, _orig=col.get, **kw):
             calls.append((_name, kw))
@@ -342,15 +341,15 @@ def test_injected_client(tmp_path: Path):
 
 
 def test_damaged_store_fails_clearly(store: FermiStore, monkeypatch: pytest.MonkeyPatch):
-    import langchain_fermi.store as store_module
+    import langchain_fermi.store.fermi_store as store_module
 
     monkeypatch.setattr(store_module, "_READ_PATIENCE_S", 0.3)  # default: retry for 5 s
     store.save_user(make_user("alice"))
-    store.opinions.delete(ids=["alice:o1"])  # a row lost behind the store's back
+    store._opinions.delete(ids=["alice:o1"])  # a row lost behind the store's back
     with pytest.raises(RuntimeError, match="never matched the user's record"):
         store.get_user("alice")
     store.delete_user("alice")  # still cleans up
-    assert store.list_users() == [] and not store.opinions.get(include=[])["ids"]
+    assert store.list_users() == [] and not store._opinions.get(include=[])["ids"]
 
 
 def test_delete_opinions_removes_only_those_of_that_user(store: FermiStore):
@@ -361,6 +360,6 @@ def test_delete_opinions_removes_only_those_of_that_user(store: FermiStore):
     after = [o.id for o in store.get_user("alice").opinions]
     assert after == before[1:]
     assert [o.id for o in store.get_user("bob").opinions] == before  # bob untouched
-    raw = store.opinions.get(ids=[f"alice:{before[0]}", f"bob:{before[0]}"])["ids"]
+    raw = store._opinions.get(ids=[f"alice:{before[0]}", f"bob:{before[0]}"])["ids"]
     assert raw == [f"bob:{before[0]}"]  # the row is gone from Chroma, not just hidden
     store.delete_opinions("nobody", ["x"])  # unknown users are a no-op

@@ -1,4 +1,4 @@
-"""bulk_import writes exactly what saving the users one by one writes."""
+"""FermiStore.bulk_import writes exactly what saving the users one by one writes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from fermi_store_fakes import KeywordEmbeddings, economy_and_gun_prompts, make_user, prompt
 
 from langchain_fermi.store import FermiStore
-from langchain_fermi.store.bulk import bulk_import
 
 
 def test_bulk_import_equals_one_by_one(tmp_path: Path):
@@ -23,7 +22,7 @@ def test_bulk_import_equals_one_by_one(tmp_path: Path):
         one.save_prompts(user.user_id, list(prompts))
     bulk = FermiStore(tmp_path / "bulk", embeddings=KeywordEmbeddings())
     seen: list[int] = []
-    assert bulk_import(bulk, items, users_per_batch=2, on_batch=seen.append) == 3
+    assert bulk.bulk_import(items, users_per_batch=2, on_batch=seen.append) == 3
     assert seen == [2, 3]
     assert bulk.list_users() == one.list_users() == ["alice", "bob", "carol"]
     for user, _ in items:
@@ -34,14 +33,14 @@ def test_bulk_import_equals_one_by_one(tmp_path: Path):
     # a later re-optimization replaces the bulk-loaded generation as usual
     bulk.save_prompts("alice", [prompt("NEW", {"o1": 1})])
     assert [p.text for p in bulk.get_prompts("alice")] == ["NEW"]
-    assert len(bulk.prompts.get(where={"user_id": "alice"}, include=[])["ids"]) == 1
+    assert len(bulk._prompts.get(where={"user_id": "alice"}, include=[])["ids"]) == 1
 
 
 def test_bulk_import_refuses_existing_or_repeated_users(tmp_path: Path):
     store = FermiStore(tmp_path / "s", embeddings=KeywordEmbeddings())
     store.save_user(make_user("alice"))
     with pytest.raises(ValueError, match=r"already present or repeated: \['alice'\]"):
-        bulk_import(store, [(make_user("alice"), [])])
+        store.bulk_import([(make_user("alice"), [])])
     with pytest.raises(ValueError, match=r"\['bob'\]"):
-        bulk_import(store, [(make_user("bob"), []), (make_user("bob"), [])])
+        store.bulk_import([(make_user("bob"), []), (make_user("bob"), [])])
     assert store.list_users() == ["alice"]

@@ -70,13 +70,11 @@ from langchain_fermi.agents._memory_ops import (
     select_namespaces,
 )
 from langchain_fermi.errors import UnknownUserError
-from langchain_fermi.store import FermiStore
-from langchain_fermi.store.records import UserRecord
+from langchain_fermi.models.embeddings import normalise_rows
+from langchain_fermi.store import FermiStore, UserRecord, UserSnapshot
 from langchain_fermi.types import Opinion, UserProfile
 
 __all__ = ["CrossUserSearchError", "FermiMemoryStore", "ReadOnlyNamespaceError"]
-
-_PAGE = 5000
 
 
 @dataclass
@@ -93,11 +91,14 @@ class _Plan:
 @dataclass
 class _UserView:  # one user's record, read once per batch; the snapshot only when needed
     record: UserRecord
-    when: datetime
     fermi: FermiStore
 
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(self.record.updated_at, tz=timezone.utc)
+
     @cached_property
-    def snapshot(self) -> Any:
+    def snapshot(self) -> UserSnapshot:
         return self.fermi.snapshot(self.record.user_id)
 
 
@@ -241,15 +242,9 @@ class FermiMemoryStore(BaseStore):
 
     def _view(self, views: dict[str, _UserView | None], uid: str) -> _UserView | None:
         if uid not in views:
-            got = self.fermi.users.get(ids=[uid], include=["documents", "metadatas"])
-            views[uid] = (
-                self._as_view(got["documents"][0], got["metadatas"][0]) if got["ids"] else None
-            )
+            rec = self.fermi.get_record(uid)
+            views[uid] = _UserView(rec, self.fermi) if rec is not None else None
         return views[uid]
-
-    def _as_view(self, document: str, meta: dict[str, Any]) -> _UserView:
-        when = datetime.fromtimestamp(float(meta.get("updated_at") or 0.0), tz=timezone.utc)
-        return _UserView(UserRecord.from_row(document, meta), when, self.fermi)
 
     def _ns(self, uid: str, kind: str) -> tuple[str, ...]:
         return (self.root, uid, kind)
@@ -269,7 +264,7 @@ class FermiMemoryStore(BaseStore):
             return []
         if kind == "opinions":
             return [
-                (make_item(ns, o.id, opinion_value(o), view.when), snap.matrix[k])
+                (make_item(ns, o.id, opinion_value(o), view.when), (snap, k))
                 for k, o in enumerate(snap.opinions)
             ]
         gen = snap.record.generation
@@ -295,17 +290,26 @@ class FermiMemoryStore(BaseStore):
         )
 
     def _scores(self, query: str, targets: list[Any]) -> list[float]:
-        """Cosine of the query with stored vectors, or with embedded texts (cached)."""
+        """Cosine of the query with a stored opinion (``(snapshot, row)``: the snapshot's own
+        similarities) or with an embedded text (cached)."""
         if not targets:
             return []
-        q = np.asarray(self.fermi.embed_query(query), dtype=np.float32)
-        q = q / (float(np.linalg.norm(q)) or 1.0)
-        texts = [t for t in targets if isinstance(t, str)]
+        q = self.fermi.embed_query(query)
+        texts = list(dict.fromkeys(t for t in targets if isinstance(t, str)))
         vecs = self._embed(texts)
-        rows = [vecs[t] if isinstance(t, str) else np.asarray(t, dtype=np.float32) for t in targets]
-        m = np.stack(rows)
-        m = m / np.clip(np.linalg.norm(m, axis=1, keepdims=True), 1e-12, None)
-        return [float(s) for s in m @ q]
+        m = normalise_rows([vecs[t] for t in texts], dim=q.shape[-1])
+        text_sims = dict(zip(texts, m @ normalise_rows(q)[0], strict=True))
+        sims: dict[int, np.ndarray] = {}  # per snapshot, computed once
+        out = []
+        for t in targets:
+            if isinstance(t, str):
+                out.append(float(text_sims[t]))
+                continue
+            snap, k = t
+            if id(snap) not in sims:
+                sims[id(snap)] = snap.similarities(q)
+            out.append(float(sims[id(snap)][k]))
+        return out
 
     def _embed(self, texts: list[str]) -> dict[str, np.ndarray]:
         with self._vectors_lock:
@@ -325,17 +329,7 @@ class FermiMemoryStore(BaseStore):
         if owner is not None:
             view = self._view({}, owner)
             return [view] if view is not None else []
-        views, offset = [], 0
-        while True:
-            got = self.fermi.users.get(
-                include=["documents", "metadatas"], limit=_PAGE, offset=offset
-            )
-            views += [
-                self._as_view(d, m) for d, m in zip(got["documents"], got["metadatas"], strict=True)
-            ]
-            if len(got["ids"]) < _PAGE:
-                return views
-            offset += _PAGE
+        return [_UserView(rec, self.fermi) for rec in self.fermi.iter_records()]
 
     def _namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         present = []

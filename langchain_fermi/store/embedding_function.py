@@ -24,7 +24,8 @@ class PackagedMiniLM(EmbeddingFunction[Documents]):
 
     Its config is empty (the model's path is resolved when it is rebuilt), so a collection created
     with it reopens on another machine with ``client.get_collection(name)`` and no
-    ``embedding_function`` argument, once ``langchain_fermi.store.embedding_function`` has been imported.
+    ``embedding_function`` argument, once ``langchain_fermi.store.embedding_function`` has been
+    imported.
 
     Example:
         >>> col = client.create_collection("opinions", embedding_function=PackagedMiniLM())

@@ -3,7 +3,8 @@
 Three collections (``{prefix}_users``, ``{prefix}_opinions``, ``{prefix}_prompts``) in one Chroma
 database, embedded (``PersistentClient``) or on a server (``HttpClient``). Opinion vectors come from
 the `Embeddings` object given to the store (offline MiniLM by default); Chroma's own, downloading
-default embedding function is never used.
+default embedding function is never used. Only this package touches Chroma: callers use the
+public methods below (records, snapshots, listings, bulk import), never the collections.
 
 Reads are get-by-ids through the user's record and served from an in-process per-user snapshot
 (opinion vectors + current prompts), revalidated on every read by the record's revision number, so
@@ -16,35 +17,30 @@ the pointer names (and retry if it vanished under them), so they never see a mix
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cachetools
 import numpy as np
 
 from langchain_fermi.errors import UnknownUserError
+from langchain_fermi.models.embeddings import normalise_rows
+from langchain_fermi.store import bulk
 from langchain_fermi.store.client import default_store_path, make_client, resolve_target
-from langchain_fermi.store.records import (
-    DUMP_FORMAT,
-    LRUCache,
+from langchain_fermi.store.dump import DUMP_FORMAT, dump_user, load_dump, result_prompts
+from langchain_fermi.store.rows import (
     UserRecord,
-    UserSnapshot,
     decode_opinion,
     decode_prompt,
-    dump_user,
-    encode_opinion,
-    encode_prompt,
-    key_vector,
-    load_dump,
-    normalise_rows,
     opinion_row_id,
-    prompt_row_id,
-    result_prompts,
 )
+from langchain_fermi.store.snapshot import UserSnapshot
+from langchain_fermi.store.tables import Tables, opinion_rows, prompt_rows
 from langchain_fermi.types import (
     FermiResult,
     Opinion,
@@ -59,10 +55,33 @@ if TYPE_CHECKING:
 
 __all__ = ["DUMP_FORMAT", "FermiStore", "UserSnapshot", "default_store_path", "result_prompts"]
 
-logger = logging.getLogger(__name__)
-
-_PAGE = 5000  # rows per paged get(): one get() of a huge collection hits SQLite's variable limit
 _READ_PATIENCE_S = 5.0  # a save deletes old rows after the pointer flip: a reader may retry
+
+
+class _LockedLRU:
+    """A `cachetools.LRUCache` behind a lock (cachetools caches are not thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self._data: cachetools.LRUCache[Any, Any] | None = (
+            cachetools.LRUCache(maxsize=size) if size > 0 else None
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        if self._data is None:
+            return None
+        with self._lock:
+            return self._data.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        if self._data is not None:
+            with self._lock:
+                self._data[key] = value
+
+    def pop(self, key: Any) -> None:
+        if self._data is not None:
+            with self._lock:
+                self._data.pop(key, None)
 
 
 class FermiStore:
@@ -96,24 +115,39 @@ class FermiStore:
         cache_size: int = 2048,
     ) -> None:
         path, host, port = resolve_target(path, client, host, port)
-        self.client = client if client is not None else make_client(path, host, port)
         self.path = (
             None if client is not None or host is not None else Path(path or default_store_path())
         )
-        self._embeddings = embeddings
         self.collection_prefix = collection_prefix
-        cols = {}
-        for kind in ("users", "opinions", "prompts"):
-            cols[kind] = self.client.get_or_create_collection(
-                f"{collection_prefix}_{kind}",
-                embedding_function=None,
-                metadata={"hnsw:space": "cosine"},
-            )
-        self.users, self.opinions, self.prompts = cols["users"], cols["opinions"], cols["prompts"]
-        self._write_lock = threading.RLock()
+        self._embeddings = embeddings
+        self._tables = Tables(
+            client if client is not None else make_client(path, host, port), collection_prefix
+        )
+        self._thread_lock = threading.RLock()
         self._embed_lock = threading.Lock()
-        self._cache: LRUCache[str, UserSnapshot] = LRUCache(cache_size)
-        self._query_cache: LRUCache[str, np.ndarray] = LRUCache(256)
+        self._cache = _LockedLRU(cache_size)
+        self._query_cache = _LockedLRU(256)
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else "client"
+        return f"FermiStore({str(where)!r}, collection_prefix={self.collection_prefix!r})"
+
+    # Chroma objects, for this package and its tests only.
+    @property
+    def _client(self) -> Any:
+        return self._tables.client
+
+    @property
+    def _users(self) -> Any:
+        return self._tables.users
+
+    @property
+    def _opinions(self) -> Any:
+        return self._tables.opinions
+
+    @property
+    def _prompts(self) -> Any:
+        return self._tables.prompts
 
     # -- embeddings ---------------------------------------------------------------------------
     @property
@@ -135,35 +169,39 @@ class FermiStore:
             self._query_cache.put(text, vec)
         return vec
 
+    def _embed_questions(self, opinions: Sequence[Opinion]) -> list[list[float]]:
+        if not opinions:
+            return []
+        return self.embeddings.embed_documents([o.question for o in opinions])
+
     # -- records --------------------------------------------------------------------------------
-    def _read_record(self, user_id: str) -> UserRecord | None:
-        got = self.users.get(ids=[user_id], include=["documents", "metadatas"])
-        if not got["ids"]:
-            return None
-        return UserRecord.from_row(got["documents"][0], got["metadatas"][0])
+    def get_record(self, user_id: str) -> UserRecord | None:
+        """The user's record (profile, opinion ids, revision, generation, ``updated_at``), or
+        None: one cheap read, without loading opinions or prompts."""
+        return self._tables.read_record(validate_user_id(user_id))
 
     def _require_record(self, user_id: str) -> UserRecord:
-        uid = validate_user_id(user_id)
-        rec = self._read_record(uid)
+        rec = self.get_record(user_id)
         if rec is None:
-            msg = f"unknown user {uid!r}: the store has no such user"
+            msg = f"unknown user {validate_user_id(user_id)!r}: the store has no such user"
             raise UnknownUserError(msg)
         return rec
 
-    def _write_record(self, rec: UserRecord) -> None:
-        doc, meta = rec.to_row()
-        self.users.upsert(
-            ids=[rec.user_id],
-            documents=[doc],
-            metadatas=[meta],
-            embeddings=[key_vector(rec.user_id)],
-        )
-        self._invalidate(rec.user_id)
+    def iter_records(self) -> Iterator[UserRecord]:
+        """Every user's record, a page at a time (unreadable rows are skipped)."""
+        for _, rec in self._tables.iter_records():
+            if rec is not None:
+                yield rec
 
-    def _invalidate(self, user_id: str) -> None:
-        self._cache.pop(user_id)
+    def _write_record(self, rec: UserRecord) -> None:
+        self._tables.write_records([rec])
+        self._cache.pop(rec.user_id)
 
     # -- writes ---------------------------------------------------------------------------------
+    def _writing(self) -> Any:
+        """The context every write of this store runs in."""
+        return self._thread_lock
+
     def save_user(self, user: UserProfile) -> None:
         """Store a user's profile and upsert their opinions (existing opinions are kept)."""
         self._upsert_opinions(user.user_id, user.opinions, attributes=user.attributes)
@@ -175,31 +213,14 @@ class FermiStore:
     def _upsert_opinions(
         self, uid: str, opinions: list[Opinion], *, attributes: dict[str, str] | None
     ) -> None:
-        vectors = (
-            self.embeddings.embed_documents([o.question for o in opinions]) if opinions else []
-        )
-        with self._write_lock:
-            rec = self._read_record(uid) or UserRecord(uid, {}, [])
-            if opinions:
-                self.opinions.upsert(
-                    ids=[opinion_row_id(uid, o.id) for o in opinions],
-                    documents=[o.question for o in opinions],
-                    metadatas=[encode_opinion(uid, o) for o in opinions],
-                    embeddings=[list(map(float, v)) for v in vectors],
-                )
-            known = set(rec.opinion_ids)
-            ids = rec.opinion_ids + [o.id for o in opinions if o.id not in known]
-            ids = list(dict.fromkeys(ids))
+        vectors = self._embed_questions(opinions)
+        with self._writing():
+            rec = self._tables.read_record(uid) or UserRecord(uid, {}, [])
+            self._tables.upsert(self._tables.opinions, opinion_rows(uid, opinions, vectors))
+            ids = list(dict.fromkeys(rec.opinion_ids + [o.id for o in opinions]))
+            attrs = rec.attributes if attributes is None else dict(attributes)
             self._write_record(
-                UserRecord(
-                    uid,
-                    rec.attributes if attributes is None else dict(attributes),
-                    ids,
-                    rec.revision + 1,
-                    rec.generation,
-                    rec.n_prompts,
-                    rec.summary,
-                )
+                replace(rec, attributes=attrs, opinion_ids=ids, revision=rec.revision + 1)
             )
 
     def save_prompts(
@@ -211,34 +232,26 @@ class FermiStore:
             The new generation number.
         """
         uid = validate_user_id(user_id)
-        with self._write_lock:
-            rec = self._read_record(uid) or UserRecord(uid, {}, [])
+        with self._writing():
+            rec = self._tables.read_record(uid) or UserRecord(uid, {}, [])
             gen = rec.generation + 1
-            if prompts:
-                ids = [prompt_row_id(uid, gen, r) for r in range(len(prompts))]
-                self.prompts.upsert(
-                    ids=ids,
-                    documents=[p.text for p in prompts],
-                    metadatas=[encode_prompt(uid, p, gen, r) for r, p in enumerate(prompts)],
-                    embeddings=[key_vector(i) for i in ids],
-                )
+            self._tables.upsert(self._tables.prompts, prompt_rows(uid, prompts, gen))
             # Flip the pointer: from here on readers load generation `gen`.
             self._write_record(
-                UserRecord(
-                    uid,
-                    rec.attributes,
-                    rec.opinion_ids,
-                    rec.revision + 1,
-                    gen,
-                    len(prompts),
-                    summary if summary is not None else rec.summary,
+                replace(
+                    rec,
+                    revision=rec.revision + 1,
+                    generation=gen,
+                    n_prompts=len(prompts),
+                    summary=summary if summary is not None else rec.summary,
                 )
             )
-            old = rec.prompt_ids()
-            if old:
-                self.prompts.delete(ids=old)
-            # Sweep rows an interrupted earlier save may have left behind (never newer ones).
-            self.prompts.delete(where={"$and": [{"user_id": uid}, {"generation": {"$lt": gen}}]})
+            # The old rows, and any an interrupted earlier save left behind (never newer ones).
+            self._tables.delete(
+                self._tables.prompts,
+                ids=rec.prompt_ids(),
+                where={"$and": [{"user_id": uid}, {"generation": {"$lt": gen}}]},
+            )
         return gen
 
     def save_result(
@@ -268,30 +281,68 @@ class FermiStore:
         """Remove everything of one user: profile, opinions, prompts and cached snapshot."""
         rec = self._require_record(user_id)
         uid = rec.user_id
-        with self._write_lock:
+        with self._writing():
             # The record first: readers stop finding the user at once, never half of them.
-            self.users.delete(ids=[uid])
-            self._invalidate(uid)
-            if rec.opinion_ids:
-                self.opinions.delete(ids=[opinion_row_id(uid, o) for o in rec.opinion_ids])
-            self.opinions.delete(where={"user_id": uid})
-            self.prompts.delete(where={"user_id": uid})
+            self._tables.delete(self._tables.users, ids=[uid])
+            self._cache.pop(uid)
+            ids = [opinion_row_id(uid, o) for o in rec.opinion_ids]
+            self._tables.delete(self._tables.opinions, ids=ids, where={"user_id": uid})
+            self._tables.delete(self._tables.prompts, where={"user_id": uid})
+
+    def delete_opinions(self, user_id: str, opinion_ids: list[str]) -> None:
+        """Remove some opinions of a user (unknown ids ignored); the record first, then the rows."""
+        uid = validate_user_id(user_id)
+        with self._writing():
+            rec = self._tables.read_record(uid)
+            drop = set(opinion_ids)
+            gone = [o for o in rec.opinion_ids if o in drop] if rec else []
+            if not rec or not gone:
+                return
+            keep = [o for o in rec.opinion_ids if o not in drop]
+            self._write_record(replace(rec, opinion_ids=keep, revision=rec.revision + 1))
+            self._tables.delete(self._tables.opinions, ids=[opinion_row_id(uid, o) for o in gone])
+
+    def bulk_import(
+        self,
+        items: Iterable[tuple[UserProfile, Sequence[ScoredPrompt]]],
+        *,
+        users_per_batch: int = 500,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Add many new users, each with their opinions and prompts (best first), in large
+        batches: the same rows as saving them one by one (generation 1 each), much faster.
+
+        Args:
+            items: ``(user, prompts)`` pairs; the users must not be in the store yet.
+            users_per_batch: Users embedded and written per round.
+            on_batch: Called with the number of users written so far, after each round.
+
+        Returns:
+            The number of users added.
+
+        Raises:
+            ValueError: A user is already in the store or appears twice (nothing of that round
+                is written).
+        """
+        done = 0
+        for chunk in bulk.chunks(items, users_per_batch):
+            vectors = self._embed_questions([o for u, _ in chunk for o in u.opinions])
+            with self._writing():
+                bulk.write_round(self._tables, chunk, vectors)
+            done += len(chunk)
+            if on_batch is not None:
+                on_batch(done)
+        return done
 
     # -- reads ----------------------------------------------------------------------------------
-    def list_users(self) -> list[str]:
-        """All user ids, sorted."""
-        out: list[str] = []
-        offset = 0
-        while True:
-            got = self.users.get(include=[], limit=_PAGE, offset=offset)
-            out += got["ids"]
-            if len(got["ids"]) < _PAGE:
-                return sorted(out)
-            offset += _PAGE
+    def list_users(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
+        """User ids, sorted; ``limit`` / ``offset`` page through them."""
+        ids = sorted(self._tables.list_ids(self._tables.users))
+        return ids[offset:] if limit is None else ids[offset : offset + limit]
 
     def has_user(self, user_id: str) -> bool:
         """Whether the store knows this user."""
-        return self._read_record(validate_user_id(user_id)) is not None
+        return self.get_record(user_id) is not None
 
     def snapshot(self, user_id: str) -> UserSnapshot:
         """A consistent, cached view of one user (one cheap record read when cached)."""
@@ -316,13 +367,21 @@ class FermiStore:
         )
         raise RuntimeError(msg)
 
+    def iter_snapshots(self) -> Iterator[UserSnapshot]:
+        """Every user's snapshot, in user id order."""
+        for uid in self.list_users():
+            try:
+                yield self.snapshot(uid)
+            except UnknownUserError:  # deleted while listing
+                continue
+
     def _load_snapshot(self, rec: UserRecord) -> UserSnapshot | None:
-        uid = rec.user_id
+        uid, t = rec.user_id, self._tables
         opinions: list[Opinion] = []
         vectors: list[Any] = []
         if rec.opinion_ids:
             row_ids = [opinion_row_id(uid, o) for o in rec.opinion_ids]
-            got = self.opinions.get(ids=row_ids, include=["documents", "metadatas", "embeddings"])
+            got = t.get(t.opinions, row_ids, ["documents", "metadatas", "embeddings"])
             pos = {i: k for k, i in enumerate(got["ids"])}
             if len(pos) != len(row_ids):
                 return None
@@ -333,7 +392,7 @@ class FermiStore:
         prompts: list[ScoredPrompt] = []
         if rec.n_prompts:
             pids = rec.prompt_ids()
-            got = self.prompts.get(ids=pids, include=["documents", "metadatas"])
+            got = t.get(t.prompts, pids, ["documents", "metadatas"])
             pos = {i: k for k, i in enumerate(got["ids"])}
             if len(pos) != len(pids):
                 return None
@@ -344,10 +403,7 @@ class FermiStore:
 
     def get_user(self, user_id: str) -> UserProfile:
         """The user's profile with all their stored opinions."""
-        snap = self.snapshot(user_id)
-        return UserProfile(
-            user_id=snap.user_id, attributes=snap.record.attributes, opinions=list(snap.opinions)
-        )
+        return self.snapshot(user_id).profile()
 
     def get_prompts(self, user_id: str) -> list[ScoredPrompt]:
         """The user's current prompts, best first (empty if never optimized)."""
@@ -369,19 +425,6 @@ class FermiStore:
         snap = self.snapshot(user_id)
         among = scored_opinion_ids(snap.prompts) if scored_only else None
         return snap.nearest(self.embed_query(question), k, among=among or None)
-
-    def delete_opinions(self, user_id: str, opinion_ids: list[str]) -> None:
-        """Remove some opinions of a user (unknown ids ignored); the record first, then the rows."""
-        uid = validate_user_id(user_id)
-        with self._write_lock:
-            rec = self._read_record(uid)
-            drop = set(opinion_ids)
-            gone = [o for o in rec.opinion_ids if o in drop] if rec else []
-            if not rec or not gone:
-                return
-            keep = [o for o in rec.opinion_ids if o not in drop]
-            self._write_record(replace(rec, opinion_ids=keep, revision=rec.revision + 1))
-            self.opinions.delete(ids=[opinion_row_id(uid, o) for o in gone])
 
     # -- export / import ------------------------------------------------------------------------
     def export_user(self, user_id: str) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""A user as plain JSON (export / import between stores) and the prompt set a result saves.
+
+Dumps carry no vectors: importing re-embeds the questions, which is deterministic for the same
+embedding model and lets a dump move to a store that uses another one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from langchain_fermi.types import FermiResult, ScoredPrompt, UserProfile
+
+if TYPE_CHECKING:
+    from langchain_fermi.store.snapshot import UserSnapshot
+
+__all__ = ["DUMP_FORMAT", "dump_user", "load_dump", "result_prompts"]
+
+DUMP_FORMAT = "langchain-fermi.user/1"
+
+
+def dump_user(snap: UserSnapshot) -> dict[str, Any]:
+    """A user as plain JSON data: profile, opinions, prompts (best first) and result summary."""
+    return {
+        "format": DUMP_FORMAT,
+        "user": snap.profile().model_dump(mode="json"),
+        "prompts": [p.model_dump(mode="json") for p in snap.prompts],
+        "summary": snap.record.summary,
+    }
+
+
+def load_dump(data: Any) -> tuple[UserProfile, list[ScoredPrompt], dict[str, Any] | None]:
+    """Validate a `dump_user` dump.
+
+    Raises:
+        ValueError: Not a dump of this format, or invalid content.
+    """
+    if not isinstance(data, dict) or data.get("format") != DUMP_FORMAT:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        msg = f"not a langchain-fermi user dump (format {got!r}, expected {DUMP_FORMAT!r})"
+        raise ValueError(msg)
+    user = UserProfile.model_validate(data["user"])
+    prompts = [ScoredPrompt.model_validate(p) for p in data.get("prompts") or []]
+    return user, prompts, data.get("summary")
+
+
+def result_prompts(
+    result: FermiResult, *, include_last_generation: bool = True
+) -> list[ScoredPrompt]:
+    """The prompt set learned for a user, best first: the memory plus, optionally, the last
+    scored generation (FERMI.md *(choice)*), deduplicated by text. Ties keep memory order."""
+    chosen = list(result.memory)
+    if include_last_generation and result.prompts:
+        last = max(p.iteration for p in result.prompts)
+        chosen += [p for p in result.prompts if p.iteration == last]
+    seen: set[str] = set()
+    unique = [p for p in chosen if not (p.text in seen or seen.add(p.text))]
+    return sorted(unique, key=lambda p: -p.score)
