@@ -12,7 +12,15 @@ import pytest
 pd = pytest.importorskip("pandas")
 pyreadstat = pytest.importorskip("pyreadstat")
 
-from langchain_fermi.data import PEW_DEMOGRAPHICS, detect_wave, find_shared_data_dir, load_pew_atp  # noqa: E402
+from langchain_fermi.data import (  # noqa: E402
+    PEW_DEMOGRAPHICS,
+    PewLoadReport,
+    detect_wave,
+    find_shared_data_dir,
+    find_wave_files,
+    is_nonresponse,
+    load_pew_atp,
+)
 
 NAN = float("nan")
 
@@ -179,7 +187,10 @@ def test_real_w92_loads_fast() -> None:
     data = find_shared_data_dir()
     sav = data / "pew_atp_w92" / "ATP_W92.sav" if data else None
     if sav is None or not sav.exists():
-        pytest.skip("real W92 data not found (set FERMI_DATA_DIR or provide ../shared/data)")
+        pytest.skip(
+            "real W92 data not found: pew_atp_w92/ATP_W92.sav under $FERMI_DATA_DIR or "
+            "../shared/data (third-party data, never committed)"
+        )
     meta_dir = data / "opinionqa_meta" / "American_Trends_Panel_W92"
     start = time.perf_counter()
     users = load_pew_atp(sav, meta_dir / "info.csv", meta_dir / "metadata.csv")
@@ -192,12 +203,202 @@ def test_real_w92_loads_fast() -> None:
     assert seconds < 30
     counts = [len(u.opinions) for u in users]
     assert 70 <= statistics.median(counts) <= 72 and min(counts) >= 1
+    # W92's own columns are each attribute's first candidate; nothing is left out.
+    report = users.report
+    assert report.attribute_columns == {d.name: d.columns[0] for d in PEW_DEMOGRAPHICS.values()}
+    assert report.missing_attributes == {} and report.skipped_questions == []
+    assert report.n_users == len(users) and report.n_opinions == 721_604
     _, meta = pyreadstat.read_sav(str(sav), metadataonly=True)
-    names = {name: col for name, col in PEW_DEMOGRAPHICS.values()}
-    for name, col in names.items():
+    for name, col in report.attribute_columns.items():
         labels = set(meta.variable_value_labels[col].values()) - {"Refused"}
         values = [u.attributes[name] for u in users if name in u.attributes]
         assert len(values) > 0.9 * len(users), name
         assert set(values) <= labels, name
     for o in users[0].opinions:
         assert o.answer in o.choices and "Refused" not in o.choices
+    # The folder form finds the same files (no W92 file names in the loader).
+    files = find_wave_files(sav.parent, meta_dir)
+    assert files == (sav, meta_dir / "info.csv", meta_dir / "metadata.csv")
+
+
+# --- other waves: renamed columns, odd non-answer codes, folders (issue 11, item 7) ------------
+
+OTHER_LABELS = {
+    "F_IDEO_FINAL": {1.0: "Conservative", 2.0: "Moderate", 3.0: "Liberal", 9.0: "DK/Refused"},
+    "F_AGECAT_RECRUITMENT": {1.0: "18-49", 2.0: "50+", 98.0: "Don’t know", -1.0: "Refused"},
+    "f_party": {1.0: "Republican", 2.0: "Democrat", 77.0: "(VOL) Don't know"},
+    "F_CREGION": {1.0: "North", 2.0: "South"},
+    "IDEO_CUSTOM": {1.0: "Left", 2.0: "Right"},
+    "HOBBY_W7": {1.0: "Reading", 2.0: "Sports", 9.0: "Refused"},
+}
+OTHER_INFO = [
+    # non-answers with odd codes (8, 9) and a real option coded 99
+    ("HOBBY_W7", "Which hobby?", {1.0: "Reading", 2.0: "Sports", 99.0: "Other", 9.0: "Refused"}),
+    ("TEA_W7", "Tea or coffee?", {1.0: "Tea", 2.0: "Coffee", 8.0: "Don't know/Refused"}),
+]
+OTHER_COLUMNS = [
+    "QKEY",
+    "WEIGHT_W7",
+    "F_IDEO_FINAL",
+    "F_AGECAT_RECRUITMENT",
+    "f_party",
+    "F_CREGION",
+    "F_GENDER",  # present but without value labels
+    "IDEO_CUSTOM",
+    "HOBBY_W7",
+    "TEA_W7",
+]
+OTHER_ROWS = [
+    (7001.0, 1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 1.0, 99.0, 1.0),
+    (7002.0, 1.0, 9.0, 98.0, 77.0, 2.0, 2.0, 2.0, 9.0, 8.0),  # every non-answer code
+    (7003.0, 1.0, 3.0, -1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0),
+]
+
+
+def write_other_wave(folder: Path, name: str = "wave7.sav") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    pyreadstat.write_sav(
+        pd.DataFrame(OTHER_ROWS, columns=OTHER_COLUMNS),
+        str(folder / name),
+        variable_value_labels=OTHER_LABELS,
+    )
+    pd.DataFrame(
+        {
+            "key": [k for k, _, _ in OTHER_INFO],
+            "question": [q for _, q, _ in OTHER_INFO],
+            "option_mapping": [repr(m) for _, _, m in OTHER_INFO],
+        }
+    ).to_csv(folder / "info.csv", index=False)
+    return folder
+
+
+def test_renamed_columns_are_found_and_the_rest_reported(tmp_path: Path) -> None:
+    users = load_pew_atp(write_other_wave(tmp_path / "w7"), min_opinions=0)  # a folder
+    report = users.report
+    assert isinstance(report, PewLoadReport) and report.wave == "W7"
+    assert report.attribute_columns == {
+        "Region": "F_CREGION",
+        "Age": "F_AGECAT_RECRUITMENT",
+        "Political party": "f_party",  # case-insensitive
+        "Political ideology": "F_IDEO_FINAL",
+    }
+    assert report.missing_attributes["Gender"] == "F_GENDER has no value labels"
+    assert report.missing_attributes["Income"].startswith("none of F_INC_SDT1, F_INC_SDT1_FINAL")
+    assert set(report.missing_attributes) == {
+        "Gender",
+        "Education",
+        "US citizen",
+        "Marital status",
+        "Religion",
+        "Frequency of religious attendance",
+        "Income",
+        "Race",
+    }
+    assert "attribute 'Income' left out: none of F_INC_SDT1" in report.summary()
+    u1, u2, u3 = users
+    assert u1.attributes == {
+        "Region": "North",
+        "Age": "50+",
+        "Political party": "Democrat",
+        "Political ideology": "Conservative",
+    }
+    assert u2.attributes == {"Region": "South"}  # DK/Refused, Don't know, (VOL) Don't know
+    assert "Age" not in u3.attributes  # -1 "Refused"
+
+
+def test_nonanswers_are_recognised_by_label_whatever_the_code(tmp_path: Path) -> None:
+    users = load_pew_atp(write_other_wave(tmp_path), min_opinions=0)
+    u1, u2, u3 = users
+    hobby = u1.opinion("HOBBY_W7")
+    assert hobby.answer == "Other"  # code 99 is a real option here
+    assert hobby.choices == ["Reading", "Sports", "Other"]
+    assert u1.opinion("TEA_W7").choices == ["Tea", "Coffee"]
+    assert u2.opinions == []  # 9 "Refused" and 8 "Don't know/Refused" both dropped
+    assert [u.user_id for u in load_pew_atp(tmp_path)] == ["7001", "7003"]
+    assert [o.answer for o in u3.opinions] == ["Sports", "Coffee"]
+    nonresponse = users.report.nonresponse
+    assert nonresponse["HOBBY_W7"] == {9.0: "Refused"}
+    assert nonresponse["TEA_W7"] == {8.0: "Don't know/Refused"}
+    assert nonresponse["F_IDEO_FINAL"] == {9.0: "DK/Refused"}
+    assert nonresponse["F_AGECAT_RECRUITMENT"] == {98.0: "Don’t know", -1.0: "Refused"}
+
+
+def test_demographics_mapping_overrides_adds_and_removes(tmp_path: Path) -> None:
+    folder = write_other_wave(tmp_path)
+    users = load_pew_atp(
+        folder,
+        demographics={
+            "POLIDEOLOGY": "IDEO_CUSTOM",  # an OpinionQA key
+            "Region": None,  # left out
+            "Favourite hobby": ["NO_SUCH_COLUMN", "HOBBY_W7"],  # a new attribute
+        },
+        min_opinions=0,
+    )
+    report = users.report
+    assert report.attribute_columns["Political ideology"] == "IDEO_CUSTOM"
+    assert report.attribute_columns["Favourite hobby"] == "HOBBY_W7"
+    assert "Region" not in report.attribute_columns and "Region" not in report.missing_attributes
+    assert users[0].attributes["Political ideology"] == "Left"
+    assert users[2].attributes["Favourite hobby"] == "Sports"
+    assert "Favourite hobby" not in users[1].attributes  # 9 "Refused"
+    assert "Favourite hobby" not in users[0].attributes  # 99 has no label in the .sav
+    with pytest.raises(ValueError, match=r"demographics\['Age'\]: expected a column name"):
+        load_pew_atp(folder, demographics={"Age": 3})
+
+
+def test_metadata_csv_in_the_info_folder_is_used(tmp_path: Path) -> None:
+    folder = write_other_wave(tmp_path)
+    pd.DataFrame({"key": ["AGE"]}).to_csv(folder / "metadata.csv", index=False)
+    users = load_pew_atp(folder)
+    assert users.report.metadata_csv == folder / "metadata.csv"
+    assert list(users.report.attribute_columns) == ["Age"] and not users.report.missing_attributes
+
+
+def test_wave_files_from_folders(tmp_path: Path) -> None:
+    (tmp_path / "sav").mkdir()
+    sav, info = write_wave(tmp_path / "sav")
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    info.rename(meta / "info.csv")
+    files = find_wave_files(tmp_path / "sav", meta)
+    assert files == (sav, meta / "info.csv", None)
+    assert len(load_pew_atp(tmp_path / "sav", meta)) == 4
+    with pytest.raises(FileNotFoundError, match=r"no OpinionQA info\.csv for the wave"):
+        load_pew_atp(tmp_path / "sav")
+    (tmp_path / "sav" / "other.sav").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"expected exactly one \.sav file in the folder, found"):
+        find_wave_files(tmp_path / "sav", meta)
+    with pytest.raises(FileNotFoundError, match=r"no such \.sav file or folder"):
+        find_wave_files(tmp_path / "nowhere", meta)
+
+
+def test_unreadable_files_name_the_file(tmp_path: Path, wave: tuple[Path, Path]) -> None:
+    sav, info = wave
+    garbage = tmp_path / "garbage.sav"
+    garbage.write_bytes(b"not an spss file at all")
+    with pytest.raises(ValueError, match=r"garbage\.sav: not a readable SPSS \.sav file"):
+        load_pew_atp(garbage, info)
+    info.write_bytes(b"\xef\xbb\xbf" + info.read_bytes())  # a BOM (Excel)
+    assert len(load_pew_atp(sav, info)) == 4
+    info.write_bytes(info.read_bytes()[3:].replace(b"Which pet", b"Which p\xe9t"))
+    with pytest.raises(ValueError, match=r"info\.csv:\d+:\d+: not UTF-8 text \(byte 0xe9"):
+        load_pew_atp(sav, info)
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("Refused", True),
+        ("DK/Ref", True),
+        ("DK/Refused/No lean", True),
+        ("Don’t know", True),
+        ("(VOL) Don't know", True),
+        ("Refused either F_IDEO or F_PARTYSUM_FINAL", True),
+        ("Prefer not to say", True),
+        ("Not sure", False),  # an offered option
+        ("No lean", False),
+        ("Other", False),
+    ],
+)
+def test_is_nonresponse(label: str, expected: bool) -> None:
+    assert is_nonresponse(label) is expected

@@ -9,7 +9,20 @@ from langchain_fermi.data.global_opinions import (
     majority_index,
     opinion_id_for,
 )
-from langchain_fermi.data.pew import PEW_DEMOGRAPHICS, REFUSED_CODE, detect_wave, load_pew_atp
+from langchain_fermi.data.pew import (
+    REFUSED_CODE,
+    PewWaveFiles,
+    detect_wave,
+    find_wave_files,
+    load_pew_atp,
+)
+from langchain_fermi.data.pew_columns import (
+    PEW_DEMOGRAPHICS,
+    PewDemographic,
+    PewLoadReport,
+    PewUsers,
+    is_nonresponse,
+)
 from langchain_fermi.data.splits import DATA_DIR_ENV, UserSplit, find_shared_data_dir, split_user
 from langchain_fermi.data.users import CSV_COLUMNS, UserFileFormat, load_users, save_users
 
@@ -18,11 +31,17 @@ __all__ = [
     "DATA_DIR_ENV",
     "PEW_DEMOGRAPHICS",
     "REFUSED_CODE",
+    "PewDemographic",
+    "PewLoadReport",
+    "PewUsers",
+    "PewWaveFiles",
     "UserFileFormat",
     "UserSplit",
     "country_user_id",
     "detect_wave",
     "find_shared_data_dir",
+    "find_wave_files",
+    "is_nonresponse",
     "load_global_opinionqa",
     "load_pew_atp",
     "load_users",

@@ -2,8 +2,9 @@
 
 A wave is Pew's SPSS file (``ATP W92.sav``: one row per panelist, one column per survey item,
 answers as numeric codes) plus OpinionQA's ``info.csv`` for that wave (``key``, ``question``,
-``option_mapping`` code -> label). Any wave laid out like W92 loads: the questions come from
-``info.csv``, the demographics from the ``F_*`` columns and the weight from ``WEIGHT_<wave>``.
+``option_mapping`` code -> label). Any wave loads: the questions come from ``info.csv``, the
+demographics from the ``F_*`` columns found under their usual names (`pew_columns`) and the
+weight from ``WEIGHT_<wave>``; non-answers are recognised by label, whatever their code.
 
 Speed: W92's ~720k opinions are a few hundred shared `Opinion` objects (one per question and
 answer, validated once; opinions are immutable), so loading is vectorised pandas work plus one
@@ -13,47 +14,78 @@ validated `UserProfile` per respondent: about 2 s for W92's 10,221 respondents.
 from __future__ import annotations
 
 import ast
+import io
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from langchain_fermi.data._common import reasons, require
+from langchain_fermi.data._common import read_text, reasons, require
+from langchain_fermi.data.pew_columns import (
+    PewLoadReport,
+    PewUsers,
+    is_nonresponse,
+    match_columns,
+    resolve_demographics,
+)
 from langchain_fermi.types import Opinion, UserProfile
 
-__all__ = ["PEW_DEMOGRAPHICS", "REFUSED_CODE", "detect_wave", "load_pew_atp"]
+__all__ = ["REFUSED_CODE", "PewWaveFiles", "detect_wave", "find_wave_files", "load_pew_atp"]
 
 logger = logging.getLogger(__name__)
 
 REFUSED_CODE = 99.0
-"""Pew's code for "Refused", dropped from answers and attributes."""
-
-PEW_DEMOGRAPHICS: dict[str, tuple[str, str]] = {
-    "CREGION": ("Region", "F_CREGION"),
-    "AGE": ("Age", "F_AGECAT"),
-    "SEX": ("Gender", "F_GENDER"),
-    "EDUCATION": ("Education", "F_EDUCCAT2"),
-    "CITIZEN": ("US citizen", "F_CITIZEN"),
-    "MARITAL": ("Marital status", "F_MARITAL"),
-    "RELIG": ("Religion", "F_RELIG"),
-    "RELIGATTEND": ("Frequency of religious attendance", "F_ATTEND"),
-    "POLPARTY": ("Political party", "F_PARTY_FINAL"),
-    "INCOME": ("Income", "F_INC_SDT1"),
-    "POLIDEOLOGY": ("Political ideology", "F_IDEO"),
-    "RACE": ("Race", "F_RACETHNMOD"),
-}
-"""OpinionQA attribute -> (attribute name in `UserProfile.attributes`, Pew column)."""
+"""Pew's usual code for "Refused": dropped when the mapping gives it no label of its own."""
 
 USER_ID_COLUMN = "QKEY"
+INFO_CSV = "info.csv"
+METADATA_CSV = "metadata.csv"
 _WAVE_RE = re.compile(r"W(\d+)", re.IGNORECASE)
 _WEIGHT_RE = re.compile(r"^WEIGHT_(W\d+)$", re.IGNORECASE)
 
 
-def _is_refused(code: float, label: str) -> bool:
-    return code == REFUSED_CODE or label.strip().lower() == "refused"
+class PewWaveFiles(NamedTuple):
+    """The files of one wave: Pew's ``.sav`` and OpinionQA's ``info.csv`` / ``metadata.csv``."""
+
+    sav_path: Path
+    info_csv: Path
+    metadata_csv: Path | None
+
+
+def find_wave_files(
+    sav: str | Path, meta: str | Path | None = None, metadata_csv: str | Path | None = None
+) -> PewWaveFiles:
+    """Resolve a wave's files from folders or files, so no wave's file names are hard-coded.
+
+    ``sav`` is the ``.sav`` file or a folder holding exactly one. ``meta`` is ``info.csv`` or a
+    folder holding it (default: the ``.sav``'s folder); when it is a folder (or omitted), its
+    ``metadata.csv`` is used too unless ``metadata_csv`` is given.
+    """
+    sav = Path(sav)
+    if sav.is_dir():
+        found = sorted(p for p in sav.iterdir() if p.suffix.lower() == ".sav")
+        if len(found) != 1:
+            names = [p.name for p in found] or "none"
+            msg = f"{sav}: expected exactly one .sav file in the folder, found {names}"
+            raise ValueError(msg)
+        sav = found[0]
+    elif not sav.is_file():
+        msg = f"{sav}: no such .sav file or folder"
+        raise FileNotFoundError(msg)
+    folder = Path(meta) if meta is not None else sav.parent
+    if folder.is_dir():
+        info = folder / INFO_CSV
+        if metadata_csv is None and (folder / METADATA_CSV).is_file():
+            metadata_csv = folder / METADATA_CSV
+    else:
+        info = folder
+    if not info.is_file():
+        msg = f"{info}: no OpinionQA info.csv for the wave {sav.name}; pass its path or folder"
+        raise FileNotFoundError(msg)
+    return PewWaveFiles(sav, info, Path(metadata_csv) if metadata_csv is not None else None)
 
 
 def _normalize_wave(wave: str | int) -> str:
@@ -85,17 +117,27 @@ def detect_wave(sav_path: str | Path, columns: Iterable[str]) -> str:
 class _Question(NamedTuple):
     key: str
     opinions: dict[float, Opinion]  # code -> the opinion answering with that code's label
-    refused: list[float]  # codes whose label is "Refused"
+    dropped: dict[float, str]  # non-answer codes (by label) -> label
 
 
-def _read_questions(info_csv: Path, columns: set[str]) -> list[_Question]:
-    """The info.csv questions found in the wave, in info.csv order.
+def _read_csv(path: Path) -> Any:
+    """pandas' read_csv, via `read_text` (BOM, encoding errors naming the file)."""
+    pd = require("pandas")
+    try:
+        return pd.read_csv(io.StringIO(read_text(path)))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        msg = f"{path}: not a readable CSV file: {e}"
+        raise ValueError(msg) from None
+
+
+def _read_questions(info_csv: Path, columns: set[str]) -> tuple[list[_Question], list[str]]:
+    """The info.csv questions found in the wave, in info.csv order, and the keys not found.
 
     Each question's choices are validated once, here, by the normal `Opinion` constructor; the
     respondents' opinions are these same (immutable) objects.
     """
     pd = require("pandas")
-    info = pd.read_csv(info_csv)
+    info = _read_csv(info_csv)
     missing_cols = [c for c in ("key", "question", "option_mapping") if c not in info.columns]
     if missing_cols:
         msg = f"{info_csv}: missing column(s) {missing_cols}; found {list(info.columns)}"
@@ -117,7 +159,7 @@ def _read_questions(info_csv: Path, columns: set[str]) -> list[_Question]:
             continue
         where = f"{info_csv}, row {n}, question {key!r}"
         mapping = _parse_mapping(row.option_mapping, where)
-        kept = {code: label for code, label in mapping.items() if not _is_refused(code, label)}
+        kept = {code: label for code, label in mapping.items() if not is_nonresponse(label)}
         question = "" if pd.isna(row.question) else str(row.question)
         by_code = {}
         for code, label in kept.items():
@@ -129,10 +171,11 @@ def _read_questions(info_csv: Path, columns: set[str]) -> list[_Question]:
                 msg = f"{where}: {reasons(e).removeprefix(f'opinion {key!r}: ')}"
                 raise ValueError(msg) from None
         if not by_code:
-            msg = f"{where}: option_mapping has no option besides Refused"
+            msg = f"{where}: option_mapping has no option besides non-answers ({mapping})"
             raise ValueError(msg)
-        questions.append(_Question(key, by_code, [c for c in mapping if c not in kept]))
-    return questions
+        dropped = {c: lbl for c, lbl in mapping.items() if c not in kept}
+        questions.append(_Question(key, by_code, dropped))
+    return questions, absent
 
 
 def _parse_mapping(text: Any, where: str) -> dict[float, str]:
@@ -144,41 +187,41 @@ def _parse_mapping(text: Any, where: str) -> dict[float, str]:
     if not isinstance(mapping, dict) or not mapping:
         msg = f"{where}: option_mapping must be a non-empty {{code: label}} dict, got {text!r}"
         raise ValueError(msg)
-    return {float(code): str(label) for code, label in mapping.items()}
+    try:
+        return {float(code): str(label) for code, label in mapping.items() if label is not None}
+    except (TypeError, ValueError):
+        msg = f"{where}: option_mapping codes must be numbers, got {list(mapping)}"
+        raise ValueError(msg) from None
 
 
-def _attribute_columns(
-    meta_labels: dict[str, dict], columns: set[str], metadata_csv: Path | None
-) -> dict[str, str]:
-    """Attribute name -> Pew column for the demographics present (limited to metadata.csv's)."""
-    keys = list(PEW_DEMOGRAPHICS)
-    if metadata_csv is not None:
-        pd = require("pandas")
-        listed = set(pd.read_csv(metadata_csv)["key"].astype(str))
-        keys = [k for k in keys if k in listed]
-    out = {}
-    for key in keys:
-        name, col = PEW_DEMOGRAPHICS[key]
-        if col in columns and col in meta_labels:
-            out[name] = col
-    if len(out) < len(keys):
-        absent = [PEW_DEMOGRAPHICS[k][1] for k in keys if PEW_DEMOGRAPHICS[k][0] not in out]
-        logger.warning("demographic columns not in the file (or unlabelled), left out: %s", absent)
-    return out
-
-
-def _decode_attributes(df: Any, attr_cols: dict[str, str], meta_labels: dict[str, dict]) -> Any:
-    """One column per attribute holding the label, or None (missing / Refused)."""
+def _decode_attributes(
+    df: Any, attr_cols: dict[str, str], meta_labels: Mapping[str, Mapping[float, str]]
+) -> Any:
+    """One column per attribute holding the label, or None (missing / a non-answer)."""
     pd = require("pandas")
     decoded = {}
     for name, col in attr_cols.items():
         labels = {
             float(c): str(lbl)
             for c, lbl in meta_labels[col].items()
-            if not _is_refused(float(c), str(lbl))
+            if not is_nonresponse(str(lbl))
         }
         decoded[name] = df[col].map(labels).astype(object).where(lambda s: s.notna(), None)
     return pd.DataFrame(decoded, index=df.index)
+
+
+def _nonresponse_codes(
+    attr_cols: dict[str, str],
+    meta_labels: Mapping[str, Mapping[float, str]],
+    questions: list[_Question],
+) -> dict[str, dict[float, str]]:
+    """Column / question key -> the codes dropped as non-answers (for the report)."""
+    out = {q.key: dict(q.dropped) for q in questions if q.dropped}
+    for col in attr_cols.values():
+        codes = {float(c): str(lbl) for c, lbl in meta_labels[col].items() if is_nonresponse(lbl)}
+        if codes:
+            out[col] = codes
+    return out
 
 
 def _user_ids(column: Any, sav_path: Path) -> Any:
@@ -198,8 +241,9 @@ def _user_ids(column: Any, sav_path: Path) -> Any:
 def _answer_slots(df: Any, questions: list[_Question], qkeys: Any) -> tuple[list[Opinion], Any]:
     """The shared opinions and, per (respondent, question), the index of the answer in them.
 
-    -1 marks a dropped answer (not asked, or a Refused code). A code the mapping does not know
-    is an error: it would otherwise vanish silently.
+    -1 marks a dropped answer (not asked, or a non-answer code). A code the mapping does not
+    know is an error: it would otherwise vanish silently. Code 99 without a label of its own is
+    Pew's "Refused".
     """
     pd = require("pandas")
     np = require("numpy")
@@ -210,55 +254,85 @@ def _answer_slots(df: Any, questions: list[_Question], qkeys: Any) -> tuple[list
         index = {code: len(pool) + n for n, code in enumerate(q.opinions)}
         pool.extend(q.opinions.values())
         mapped = pd.Series(codes).map(index)
-        dropped = np.isnan(codes) | np.isin(codes, [REFUSED_CODE, *q.refused])
+        drop_codes = [*q.dropped, *([REFUSED_CODE] if REFUSED_CODE not in q.opinions else [])]
+        dropped = np.isnan(codes) | np.isin(codes, drop_codes)
         unknown = ~dropped & mapped.isna().to_numpy()
         if unknown.any():
             row = int(np.argmax(unknown))
             msg = (
                 f"user {qkeys.iloc[row]!r}, opinion {q.key!r}: answer code {codes[row]} is not "
-                f"in option_mapping {[*q.opinions, *q.refused]}"
+                f"in option_mapping {[*q.opinions, *q.dropped]}"
             )
             raise ValueError(msg)
         slots[:, j] = mapped.fillna(-1).to_numpy(dtype=np.int64)
     return pool, slots
 
 
+def _read_sav(sav_path: Path, **kwargs: Any) -> tuple[Any, Any]:
+    pyreadstat = require("pyreadstat")
+    try:
+        return pyreadstat.read_sav(str(sav_path), **kwargs)
+    except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as e:
+        msg = f"{sav_path}: not a readable SPSS .sav file ({e})"
+        raise ValueError(msg) from None
+
+
+def _metadata_keys(metadata_csv: Path | None) -> list[str] | None:
+    if metadata_csv is None:
+        return None
+    meta = _read_csv(metadata_csv)
+    if "key" not in meta.columns:
+        msg = f"{metadata_csv}: no 'key' column; found {list(meta.columns)}"
+        raise ValueError(msg)
+    return meta["key"].astype(str).tolist()
+
+
 def load_pew_atp(
     sav_path: str | Path,
-    info_csv: str | Path,
+    info_csv: str | Path | None = None,
     metadata_csv: str | Path | None = None,
     *,
     wave: str | int | None = None,
+    demographics: Mapping[str, str | Sequence[str] | None] | None = None,
     min_opinions: int = 1,
     max_users: int | None = None,
     user_ids: Iterable[str | int] | None = None,
-) -> list[UserProfile]:
+) -> PewUsers:
     """Load a Pew ATP wave as users: demographics as attributes, answered items as opinions.
 
     Only respondents of the wave are kept (``WEIGHT_<wave>`` not null). Answers are the option
-    text of OpinionQA's ``option_mapping``; "Refused" (code 99) and not-asked items (NaN) are
-    dropped, and so are demographic "Refused" values. Choices are the mapping's labels without
-    "Refused", in its order. User ids are ``QKEY`` as an integer string.
+    text of OpinionQA's ``option_mapping``; non-answers ("Refused", "Don't know", "DK/Ref", ...:
+    by label, whatever the code; code 99 when unlabelled) and not-asked items (NaN) are dropped,
+    and so are demographic non-answers. Choices are the mapping's other labels, in its order.
+    User ids are ``QKEY`` as an integer string.
 
     Args:
-        sav_path: The wave's ``.sav`` file.
-        info_csv: OpinionQA's ``info.csv`` for the wave.
-        metadata_csv: OpinionQA's ``metadata.csv``: when given, only the demographics it lists.
+        sav_path: The wave's ``.sav`` file, or a folder holding exactly one.
+        info_csv: OpinionQA's ``info.csv`` for the wave, or its folder (default: the ``.sav``'s
+            folder); a folder's ``metadata.csv`` is used too unless ``metadata_csv`` is given.
+        metadata_csv: OpinionQA's ``metadata.csv``: when given, only the default demographics
+            it lists.
         wave: ``"W92"`` or ``92``; by default from the file name or the ``WEIGHT_W*`` column.
+        demographics: Attribute name (or OpinionQA key such as ``"POLIDEOLOGY"``) -> the column,
+            or columns to try in order, merged over `PEW_DEMOGRAPHICS`; ``None`` leaves one out.
         min_opinions: Skip respondents with fewer answered questions.
         max_users: Keep the first ``max_users`` respondents (file order) after the filters.
         user_ids: Keep only these respondents (QKEYs).
 
     Returns:
-        One `UserProfile` per respondent, in file order.
+        One `UserProfile` per respondent, in file order: a list whose ``report`` (a
+        `PewLoadReport`) says which column each attribute came from, which attributes were
+        not found and why, and which codes were dropped as non-answers.
 
     Example:
         >>> users = load_pew_atp("ATP W92.sav", "info.csv", min_opinions=50, max_users=100)
+        >>> users.report.missing_attributes
+        {}
     """
     np = require("numpy")
-    pyreadstat = require("pyreadstat")
-    sav_path, info_csv = Path(sav_path), Path(info_csv)
-    _, meta = pyreadstat.read_sav(str(sav_path), metadataonly=True)
+    files = find_wave_files(sav_path, info_csv, metadata_csv)
+    sav_path = files.sav_path
+    _, meta = _read_sav(sav_path, metadataonly=True)
     columns = set(meta.column_names)
     wave = _normalize_wave(wave) if wave is not None else detect_wave(sav_path, meta.column_names)
     weight = f"WEIGHT_{wave}"
@@ -267,21 +341,23 @@ def load_pew_atp(
             msg = f"{sav_path}: no {needed!r} column (wave {wave})"
             raise ValueError(msg)
 
-    questions = _read_questions(info_csv, columns)
+    questions, skipped = _read_questions(files.info_csv, columns)
     labels = meta.variable_value_labels
-    attr_cols = _attribute_columns(labels, columns, Path(metadata_csv) if metadata_csv else None)
+    table = resolve_demographics(demographics, _metadata_keys(files.metadata_csv))
+    attr_cols, missing = match_columns(table, meta.column_names, labels)
+    if missing:
+        logger.warning("%s: attributes left out: %s", sav_path, missing)
     usecols = [USER_ID_COLUMN, weight, *attr_cols.values(), *(q.key for q in questions)]
-    df, _ = pyreadstat.read_sav(
-        str(sav_path), usecols=list(dict.fromkeys(usecols)), apply_value_formats=False
-    )
+    df, _ = _read_sav(sav_path, usecols=list(dict.fromkeys(usecols)), apply_value_formats=False)
     df = df[df[weight].notna() & df[USER_ID_COLUMN].notna()]
     qkeys = _user_ids(df[USER_ID_COLUMN], sav_path)
+    absent: list[str] = []
     if user_ids is not None:
         wanted = {str(int(u)) if isinstance(u, (int, float)) else str(u).strip() for u in user_ids}
         keep = qkeys.isin(wanted).to_numpy()
         df, qkeys = df[keep], qkeys[keep]
-        if len(qkeys) < len(wanted):
-            absent = sorted(wanted - set(qkeys))
+        absent = sorted(wanted - set(qkeys))
+        if absent:
             logger.warning(
                 "%s: %d requested users are not respondents: %s", sav_path, len(absent), absent[:5]
             )
@@ -304,5 +380,18 @@ def load_pew_atp(
             strict=True,
         )
     ]
-    logger.info("%s: %d users, %d opinions", sav_path, len(users), int(counts[rows].sum()))
-    return users
+    report = PewLoadReport(
+        sav_path=sav_path,
+        info_csv=files.info_csv,
+        metadata_csv=files.metadata_csv,
+        wave=wave,
+        attribute_columns=attr_cols,
+        missing_attributes=missing,
+        nonresponse=_nonresponse_codes(attr_cols, labels, questions),
+        skipped_questions=skipped,
+        absent_user_ids=absent,
+        n_users=len(users),
+        n_opinions=int(counts[rows].sum()),
+    )
+    logger.info("%s: %d users, %d opinions", sav_path, report.n_users, report.n_opinions)
+    return PewUsers(users, report)
