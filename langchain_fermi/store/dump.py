@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from langchain_fermi.errors import validation_message
 from langchain_fermi.types import FermiResult, ScoredPrompt, UserProfile
 
 if TYPE_CHECKING:
@@ -38,8 +41,21 @@ def load_dump(data: Any) -> tuple[UserProfile, list[ScoredPrompt], dict[str, Any
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         msg = f"not a langchain-fermi user dump (format {got!r}, expected {DUMP_FORMAT!r})"
         raise ValueError(msg)
-    user = UserProfile.model_validate(data["user"])
-    prompts = [ScoredPrompt.model_validate(p) for p in data.get("prompts") or []]
+    if not isinstance(data.get("user"), dict):
+        msg = f"user dump has no 'user' object (got {type(data.get('user')).__name__})"
+        raise ValueError(msg)
+    try:
+        user = UserProfile.model_validate(data["user"])
+    except ValidationError as e:
+        msg = f"user dump: {validation_message(e)}"
+        raise ValueError(msg) from None
+    prompts = []
+    for i, p in enumerate(data.get("prompts") or []):
+        try:
+            prompts.append(ScoredPrompt.model_validate(p))
+        except ValidationError as e:
+            msg = f"user dump of {user.user_id!r}, prompt #{i}: {validation_message(e)}"
+            raise ValueError(msg) from None
     return user, prompts, data.get("summary")
 
 
