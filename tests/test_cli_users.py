@@ -9,7 +9,7 @@ import pytest
 from fermi_store_fakes import economy_and_gun_prompts, make_result, make_user, prompt
 
 from langchain_fermi.cli import main
-from langchain_fermi.cli.users import PROJECT_STORE, resolve_store_path
+from langchain_fermi.cli._common import PROJECT_STORE, resolve_store_path
 from langchain_fermi.store import FermiStore
 
 GUN_Q = "Would you buy a gun for self defense?"
@@ -61,12 +61,12 @@ def test_export_delete_import(store_path: Path, tmp_path: Path, capsys):
     assert code == 0 and "deleted user alice" in out
     assert FermiStore(store_path).list_users() == ["bob"]
     code, _, err = _run(capsys, "users", "show", "alice", "--store", str(store_path))
-    assert code == 2 and "unknown user 'alice'" in err
+    assert code == 1 and "unknown user 'alice'" in err  # a runtime error, not a usage error
     code, out, _ = _run(capsys, "users", "import", str(dump), "--store", str(store_path))
     assert code == 0 and "imported user alice" in out
     assert FermiStore(store_path).export_user("alice") == before
     code, _, err = _run(capsys, "users", "import", str(dump), "--store", str(store_path))
-    assert code == 2 and "already exists" in err
+    assert code == 1 and "already exists" in err and "pass --replace" in err
     assert (
         _run(capsys, "users", "import", str(dump), "--replace", "--store", str(store_path))[0] == 0
     )
@@ -76,7 +76,7 @@ def test_export_delete_import(store_path: Path, tmp_path: Path, capsys):
 
 def test_missing_store_is_an_error(tmp_path: Path, capsys):
     code, _, err = _run(capsys, "users", "list", "--store", str(tmp_path / "nope"))
-    assert code == 2 and "no Fermi store at" in err
+    assert code == 1 and "no Fermi store at" in err
     assert not (tmp_path / "nope").exists()
 
 
@@ -101,7 +101,7 @@ def test_ask_dry_run_explains(store_path: Path, capsys):
     assert "--- system\nYou are a gun owner." in out and "A. Yes\nB. No" in out
     code, _, err = _run(capsys, "ask", GUN_Q, "--user-id", "carol", "--dry-run",
                         "--store", str(store_path))  # fmt: skip
-    assert code == 2 and "unknown user 'carol'" in err
+    assert code == 1 and "unknown user 'carol'" in err
 
 
 @pytest.mark.local_model

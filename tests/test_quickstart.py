@@ -78,12 +78,12 @@ def test_quickstart_wiring_with_fake_models(tmp_path: Path):
 
 
 def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    with pytest.raises(FileNotFoundError, match="users file not found"):
+    with pytest.raises(FileNotFoundError, match="no such users file"):
         find_example_users(tmp_path / "none.json")
     assert find_example_users(USERS) == USERS
     code = main(["quickstart", "--data", str(USERS), "--user-id", "nobody",
                  "--store", str(tmp_path / "s")])  # fmt: skip
-    assert code == 2 and "no user 'nobody' in the file" in capsys.readouterr().err
+    assert code == 1 and "no user 'nobody' in the file" in capsys.readouterr().err
 
 
 @pytest.mark.local_model

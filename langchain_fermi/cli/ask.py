@@ -7,47 +7,26 @@ Example:
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from langchain_fermi.cli.users import add_store_argument, open_store
+from langchain_fermi.cli._common import (
+    EXIT_ERROR,
+    add_command,
+    add_json_argument,
+    add_model_arguments,
+    add_store_argument,
+    at_least,
+    build_model,
+    open_store,
+    print_json,
+    render_selection,
+    require_user,
+)
+from langchain_fermi.errors import NoPromptsError
 
-if TYPE_CHECKING:
-    from langchain_fermi.retrieval import PromptSelection
+__all__ = ["register", "run"]
 
-__all__ = ["register", "render_selection", "run"]
-
-
-def _short(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def render_selection(selection: PromptSelection, *, width: int = 110) -> str:
-    """A few readable lines: the chosen prompt, the neighbours and every prompt's accuracy."""
-    lines: list[str] = []
-    p = selection.prompt
-    if p is None:
-        lines.append("no system prompt (fallback 'none')")
-    else:
-        where = f"#{selection.index}" if selection.index is not None else "(profile)"
-        lines.append(f"prompt {where} [{selection.strategy}], overall score {p.score:.2f}:")
-        lines.append(f'  "{_short(p.text, width)}"')
-    if selection.neighbours:
-        lines.append("nearest past opinions of the user:")
-        for n in selection.neighbours:
-            sim = f"{n.similarity:.2f}" if n.similarity is not None else "  - "
-            q = _short(n.question or "", width - 40)
-            lines.append(f"  {sim}  {n.opinion_id}: {q} -> {n.answer}")
-    if selection.accuracies:
-        cells = []
-        for a in selection.accuracies:
-            acc = f"{a.correct:g}/{a.covered}" if a.accuracy is not None else "n/a"
-            mark = " <- chosen" if a.index == selection.index else ""
-            cells.append(f"  #{a.index}: {acc} right on them, overall {a.score:.2f}{mark}")
-        lines.append("accuracy of each prompt on those opinions:")
-        lines += cells
-    lines.append(f"why: {selection.explanation}")
-    return "\n".join(lines)
+_FLAGS = {"strategy": "--strategy", "num_neighbors": "--neighbors", "fallback": "--fallback"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,64 +37,83 @@ def run(args: argparse.Namespace) -> int:
     from langchain_fermi.questions import parse_answer
     from langchain_fermi.types import OPTION_LETTERS
 
+    values = {"strategy": args.strategy, "num_neighbors": args.neighbors, "fallback": args.fallback}
     store = open_store(args)
-    personalizer = FermiPersonalizer(
-        store, strategy=args.strategy, num_neighbors=args.neighbors, fallback=args.fallback
-    )
+    personalizer = build_model(FermiPersonalizer, {"store": store, **values}, _FLAGS)
+    if args.fallback != "none":
+        require_user(store, args.user_id)
     choices = list(args.choices) if args.choices else None
-    if args.explain or args.dry_run:
-        print(render_selection(personalizer.select_prompt(args.user_id, args.question)))
+    try:
+        selection = personalizer.select_prompt(args.user_id, args.question)
+    except NoPromptsError:
+        msg = (
+            f"user {args.user_id!r} has no optimized prompts yet: run `fermi optimize` for them, "
+            "or pass --fallback profile (their profile as the prompt) or --fallback none"
+        )
+        raise NoPromptsError(msg) from None
+    out: dict[str, Any] = {"user_id": args.user_id, "question": args.question, "choices": choices}
+    out["selection"] = selection.model_dump(mode="json")
+    if (args.explain or args.dry_run) and not args.json:
+        print(render_selection(selection))
     inputs = {"question": args.question, "choices": choices, "user_id": args.user_id}
     if args.dry_run:
-        for m in personalizer.invoke(inputs).messages:
-            print(f"--- {m.type}\n{m.content}")
+        messages = personalizer.invoke(inputs).messages
+        out["messages"] = [{"type": m.type, "content": m.content} for m in messages]
+        if args.json:
+            print_json(out)
+        else:
+            for m in messages:
+                print(f"--- {m.type}\n{m.content}")
         return 0
     from langchain_fermi.models import get_chat_model
 
     max_tokens = args.max_tokens or (16 if choices else 256)
     model = get_chat_model(args.model, role="target", max_tokens=max_tokens)
     reply = (personalizer | model | StrOutputParser()).invoke(inputs)
+    out["reply"] = reply
+    code = 0
     if not choices:
-        print(reply.strip())
-        return 0
-    parsed = parse_answer(reply, choices)
-    if parsed.index is None:
-        print(f"(unreadable reply: {parsed.reason}) {reply.strip()}")
-        return 1
-    print(f"{OPTION_LETTERS[parsed.index]}. {choices[parsed.index]}")
-    return 0
+        line = reply.strip()
+    else:
+        parsed = parse_answer(reply, choices)
+        out["answer_index"] = parsed.index
+        out["answer"] = choices[parsed.index] if parsed.index is not None else None
+        if parsed.index is None:
+            line, code = f"(unreadable reply: {parsed.reason}) {reply.strip()}", EXIT_ERROR
+        else:
+            line = f"{OPTION_LETTERS[parsed.index]}. {choices[parsed.index]}"
+    if args.json:
+        print_json(out)
+    else:
+        print(line)
+    return code
 
 
 def register(subparsers: Any) -> None:
     """Add ``fermi ask`` to the ``fermi`` command."""
-    parser = subparsers.add_parser(
-        "ask",
-        help="answer a question as a stored user would",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command(
+        subparsers, "ask", run, help="answer a question as a stored user would", description=__doc__
     )
     parser.add_argument("question")
     parser.add_argument("--user-id", required=True)
     parser.add_argument(
         "--choices", nargs="+", default=None, help="the options, if multiple choice"
     )
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="target model name for get_chat_model (default: $FERMI_TARGET_LLM or smollm2)",
-    )
+    add_model_arguments(parser, optimizer=False)
     add_store_argument(parser)
     parser.add_argument("--explain", action="store_true", help="show why the prompt was chosen")
     parser.add_argument(
         "--dry-run", action="store_true", help="show the selection and messages; no model call"
     )
+    add_json_argument(parser, "the selection, the messages or reply, and the answer")
     parser.add_argument("--strategy", choices=["retrieval", "best", "profile"], default="retrieval")
-    parser.add_argument("--neighbors", type=int, default=3, help="Ñ: past opinions retrieved")
+    parser.add_argument(
+        "--neighbors", type=at_least(1), default=3, help="Ñ: past opinions retrieved"
+    )
     parser.add_argument(
         "--fallback",
         choices=["profile", "none"],
         default=None,
         help="for users without learned prompts (default: an error)",
     )
-    parser.add_argument("--max-tokens", type=int, default=None)
-    parser.set_defaults(func=run)
+    parser.add_argument("--max-tokens", type=at_least(1), default=None, help="reply length cap")

@@ -7,130 +7,91 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from langchain_fermi.evaluation.config import ALL_METHODS, DEFAULT_RESULTS_DIR, BenchConfig
+from langchain_fermi.cli._common import add_command, add_json_argument, build_model, print_json
+from langchain_fermi.evaluation.config import ALL_METHODS, BenchConfig
 
 __all__ = ["add_arguments", "config_from_args", "register", "run"]
+
+# BenchConfig fields by help group; each is an option named after the field (``n_test`` ->
+# ``--n-test``) with the field's default, type and description, unless the tables below differ.
+_GROUPS = {
+    "data": ("dataset", "data_dir", "max_users", "n_optimize", "n_test", "seed"),
+    "methods": ("methods", "few_shot_k", "few_shot_with_profile", "num_neighbors"),
+    "models and optimization": (
+        *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
+        *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
+    ),
+    "run": (
+        *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
+        *("jobs", "bootstrap_samples", "naive_probe"),
+    ),
+}
+_SHORT = {"num_candidates": "-K", "memory_size": "-L", "iterations": "-T"}
+_RENAMED = {"budget_calls": "--budget"}
+_KEYWORDS: dict[str, dict[str, Any]] = {
+    "dataset": {"choices": ["opinionqa", "globalopinionqa"]},
+    "methods": {"default": ",".join(ALL_METHODS)},
+    "few_shot_with_profile": {"action": "store_true"},
+    "run_name": {"default": None},
+}
+_HELP = {
+    "dataset": "opinionqa: Pew ATP W92 respondents; globalopinionqa: countries (majority answer)",
+    "data_dir": "evaluation data folder; None: $FERMI_DATA_DIR or ../shared/data",
+    "max_users": "users sampled from the dataset",
+    "seed": "user sample, splits, random baseline, bootstrap",
+    "methods": "comma-separated subset",
+    "target_model": "smollm2, qwen2.5-coder-1.5b, openai:<model>, x.gguf; None: smollm2",
+    "optimizer_model": "as --target-model",
+    "num_candidates": "K: new prompts per iteration",
+    "memory_size": "L: prompts kept in memory",
+    "iterations": "T: iterations after the initial prompt's",
+    "patience": "stop after this many flat iterations",
+    "target_temperature": "sampling temperature of the target model",
+    "optimizer_temperature": "sampling temperature of the optimizer model",
+    "run_name": "results go to <results-dir>/<run-name>; None: <dataset>-<target model>",
+    "results_dir": "where runs are written",
+    "budget_calls": "per user and variant: max target-model calls of the optimization",
+    "budget_tokens": "per user and variant: max tokens of the optimization (all models)",
+    "jobs": "users in parallel (local llama.cpp models serialise on one lock)",
+    "bootstrap_samples": "resamples of the confidence intervals",
+}
+_METAVAR = {int: "N", float: "X", Path: "PATH"}
+
+
+def _flags(field: str) -> tuple[str, ...]:
+    long = _RENAMED.get(field) or "--" + field.replace("_", "-")
+    return (_SHORT[field], long) if field in _SHORT else (long,)
+
+
+def _value_type(annotation: Any) -> Any:
+    """int, float or Path from a field's annotation (``int | None`` too); None: a string."""
+    for t in (annotation, *get_args(annotation)):
+        if t in (int, float, Path):
+            return t
+    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the benchmark's options to ``parser`` (shared by ``fermi bench`` and the script)."""
-    d = BenchConfig.model_fields
-    g = parser.add_argument_group("data")
-    g.add_argument(
-        "--dataset",
-        choices=["opinionqa", "globalopinionqa"],
-        default="opinionqa",
-        help="opinionqa: Pew ATP W92 respondents; globalopinionqa: countries (majority answer)",
-    )
-    g.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="evaluation data folder (default: $FERMI_DATA_DIR or ../shared/data)",
-    )
-    g.add_argument("--max-users", type=int, default=d["max_users"].default)
-    g.add_argument(
-        "--n-optimize",
-        type=int,
-        default=d["n_optimize"].default,
-        help="opinions per user the learned methods may see",
-    )
-    g.add_argument(
-        "--n-test", type=int, default=d["n_test"].default, help="held-out questions per user"
-    )
-    g.add_argument(
-        "--seed", type=int, default=0, help="user sample, splits, random baseline, bootstrap"
-    )
-    m = parser.add_argument_group("methods")
-    m.add_argument(
-        "--methods",
-        default=",".join(ALL_METHODS),
-        help=f"comma-separated subset of {','.join(ALL_METHODS)}",
-    )
-    m.add_argument(
-        "--few-shot-k",
-        type=int,
-        default=d["few_shot_k"].default,
-        help="retrieved past opinions in the few-shot prompts",
-    )
-    m.add_argument(
-        "--few-shot-with-profile",
-        action="store_true",
-        help="also put the profile in the few-shot prompts",
-    )
-    m.add_argument(
-        "--num-neighbors",
-        type=int,
-        default=d["num_neighbors"].default,
-        help="Ñ: nearest opinions for Retrieval-of-Prompt",
-    )
-    o = parser.add_argument_group("models and optimization")
-    o.add_argument(
-        "--target-model",
-        default=None,
-        help="get_chat_model name: smollm2 (default), qwen2.5-coder-1.5b, openai:<model>, x.gguf",
-    )
-    o.add_argument("--optimizer-model", default=None, help="as --target-model (default smollm2)")
-    o.add_argument(
-        "-K", "--num-candidates", dest="K", type=int, default=d["num_candidates"].default
-    )
-    o.add_argument("-L", "--memory-size", dest="L", type=int, default=d["memory_size"].default)
-    o.add_argument("-T", "--iterations", dest="T", type=int, default=d["iterations"].default)
-    o.add_argument(
-        "--patience", type=int, default=None, help="stop after this many flat iterations"
-    )
-    o.add_argument("--target-temperature", type=float, default=0.0)
-    o.add_argument("--optimizer-temperature", type=float, default=1.0)
-    o.add_argument(
-        "--optimizer-max-tokens",
-        type=int,
-        default=None,
-        help="cap on each optimizer reply (default: the model's own)",
-    )
-    r = parser.add_argument_group("run")
-    r.add_argument(
-        "--run-name",
-        default=None,
-        help="results go to <results-dir>/<run-name> (default: <dataset>-<target model>)",
-    )
-    r.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
-    r.add_argument(
-        "--budget",
-        type=int,
-        default=None,
-        help="per user and variant: max target-model calls of the optimization",
-    )
-    r.add_argument(
-        "--budget-tokens",
-        type=int,
-        default=None,
-        help="per user and variant: max tokens of the optimization (all models)",
-    )
-    r.add_argument(
-        "--max-total-calls",
-        type=int,
-        default=None,
-        help="global cap: start no new user once this many LLM calls were made",
-    )
-    r.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="users in parallel (local llama.cpp models serialise on one lock)",
-    )
-    r.add_argument("--bootstrap-samples", type=int, default=d["bootstrap_samples"].default)
-    r.add_argument(
-        "--naive-probe",
-        type=int,
-        default=d["naive_probe"].default,
-        help="pairs timed both ways, naive chat call vs our scorer (0: skip)",
-    )
+    groups = {title: parser.add_argument_group(title) for title in _GROUPS}
+    for title, fields in _GROUPS.items():
+        for field in fields:
+            info = BenchConfig.model_fields[field]
+            kwargs: dict[str, Any] = {"dest": field, "help": _HELP.get(field, info.description)}
+            extra = _KEYWORDS.get(field, {})
+            if "action" not in extra:
+                kind = _value_type(info.annotation)
+                kwargs |= {"default": info.default, "type": kind, "metavar": _METAVAR.get(kind)}
+            groups[title].add_argument(*_flags(field), **(kwargs | extra))
+    r = groups["run"]
     r.add_argument("--fresh", action="store_true", help="delete this run's results and cache first")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    add_json_argument(r, "a summary of the report (the tables go to stderr)")
     return parser
 
 
@@ -141,37 +102,16 @@ def _default_run_name(args: argparse.Namespace) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
-    """Build and validate the `BenchConfig` from parsed options."""
-    values: dict[str, Any] = {
-        "run_name": args.run_name or _default_run_name(args),
-        "results_dir": args.results_dir,
-        "dataset": args.dataset,
-        "data_dir": args.data_dir,
-        "max_users": args.max_users,
-        "n_optimize": args.n_optimize,
-        "n_test": args.n_test,
-        "seed": args.seed,
-        "methods": args.methods,
-        "few_shot_k": args.few_shot_k,
-        "few_shot_with_profile": args.few_shot_with_profile,
-        "num_neighbors": args.num_neighbors,
-        "target_model": args.target_model,
-        "optimizer_model": args.optimizer_model,
-        "K": args.K,
-        "L": args.L,
-        "T": args.T,
-        "patience": args.patience,
-        "target_temperature": args.target_temperature,
-        "optimizer_temperature": args.optimizer_temperature,
-        "optimizer_max_tokens": args.optimizer_max_tokens,
-        "budget_calls": args.budget,
-        "budget_tokens": args.budget_tokens,
-        "max_total_calls": args.max_total_calls,
-        "jobs": args.jobs,
-        "bootstrap_samples": args.bootstrap_samples,
-        "naive_probe": args.naive_probe,
-    }
-    return BenchConfig(**values)
+    """Build and validate the `BenchConfig` from parsed options.
+
+    Raises:
+        UsageError: A value the config refuses, naming the option (e.g. ``argument -K: ...``).
+    """
+    fields = [f for group in _GROUPS.values() for f in group]
+    values = {field: getattr(args, field) for field in fields}
+    values["run_name"] = args.run_name or _default_run_name(args)
+    flags = {field: "/".join(_flags(field)) for field in fields}
+    return build_model(BenchConfig, values, flags)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,20 +121,31 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = config_from_args(args)
-    report = run_benchmark(config, progress=not args.no_progress, fresh=args.fresh)
-    print(f"\nreport: {config.run_dir / 'report.json'}")
+    as_json = getattr(args, "json", False)
+    say = sys.stderr if as_json else sys.stdout
+    report = run_benchmark(
+        config,
+        progress=not args.no_progress,
+        fresh=args.fresh,
+        console=lambda text: print(text, file=say),
+    )
+    print(f"\nreport: {config.run_dir / 'report.json'}", file=say)
     for plot in report.plots:
-        print(f"plot:   {config.run_dir / plot}")
+        print(f"plot:   {config.run_dir / plot}", file=say)
+    if as_json:
+        summary = report.model_dump(mode="json", exclude={"users"})
+        print_json({"report": str(config.run_dir / "report.json"), **summary})
     return 0 if report.leak_free and not report.failed_users else 1
 
 
 def register(subparsers: Any) -> None:
     """Add ``fermi bench`` to the ``fermi`` command."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "bench",
+        run,
         help="benchmark Fermi against baselines on survey respondents (OpinionQA)",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        raw=False,
     )
     add_arguments(parser)
-    parser.set_defaults(func=run)

@@ -12,80 +12,91 @@ Fermi store (see ``fermi users``) unless ``--no-store``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from langchain_fermi.cli._common import (
+    add_command,
+    add_json_argument,
+    add_model_arguments,
+    add_store_argument,
+    build_model,
+    chat_model,
+    check_file,
+    open_store,
+    print_json,
+    short,
+)
 from langchain_fermi.errors import UnknownUserError
 
-__all__ = ["config_from_args", "register", "render_result", "run"]
+__all__ = ["config_from_args", "iterations_run", "register", "render_result", "run"]
 
 _TEXT_WIDTH = 100
 
+# FermiConfig field -> (the args attribute, the option that sets it)
+_CONFIG_OPTIONS = {
+    "num_candidates": ("K", "-K"),
+    "memory_size": ("L", "-L"),
+    "iterations": ("iterations", "--iterations/-T"),
+    "variant": ("variant", "--variant"),
+    "seed": ("seed", "--seed"),
+    "patience": ("patience", "--patience"),
+    "max_target_calls": ("max_target_calls", "--max-target-calls"),
+    "max_optimizer_calls": ("max_optimizer_calls", "--max-optimizer-calls"),
+    "max_concurrency": ("max_concurrency", "--max-concurrency"),
+    "bracket_fallback": ("bracket_fallback", "--bracket-fallback"),
+}
 
-def _short(text: str, width: int = _TEXT_WIDTH) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
+
+def iterations_run(result: Any) -> int:
+    """Optimization iterations a result went through: its curve also holds iteration 0, the
+    initial (profile) prompt's score, so ``-T 2`` gives a curve of 3 points and 2 iterations."""
+    return max(len(result.curve) - 1, 0)
 
 
 def render_result(result: Any, *, full: bool = False) -> str:
     """The final memory as ``score  text`` lines, best first, under a one-line summary."""
     c = result.cost
     lines = [
-        f"user {result.user_id}: best {result.memory[0].score:.3f} after {len(result.curve)} "
-        f"iteration(s), stopped by {result.stop_reason or '?'}; {c.target_calls} target calls "
-        f"({c.cache_hits} cached), {c.optimizer_calls} optimizer calls, "
-        f"{c.total_tokens} tokens, {c.wall_seconds:.1f} s"
+        f"user {result.user_id}: best {result.memory[0].score:.3f} after "
+        f"{iterations_run(result)} iteration(s), stopped by {result.stop_reason or '?'}; "
+        f"{c.target_calls} target calls ({c.cache_hits} cached), {c.optimizer_calls} optimizer "
+        f"calls, {c.total_tokens} tokens, {c.wall_seconds:.1f} s"
     ]
     for p in result.memory:
-        text = " ".join(p.text.split()) if full else _short(p.text)
+        text = " ".join(p.text.split()) if full else short(p.text, _TEXT_WIDTH)
         lines.append(f"  {p.score:.3f}  {text}")
     return "\n".join(lines)
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """A `FermiConfig` from the command's options (paper defaults for those not given)."""
+    """A `FermiConfig` from the command's options (paper defaults for those not given).
+
+    Raises:
+        UsageError: A value out of range, naming the option (e.g. ``argument -K: ...``).
+    """
     from langchain_fermi.types import FermiConfig
 
-    given = {
-        "num_candidates": args.K,
-        "memory_size": args.L,
-        "iterations": args.iterations,
-        "variant": args.variant,
-        "seed": args.seed,
-        "patience": args.patience,
-        "max_target_calls": args.max_target_calls,
-        "max_optimizer_calls": args.max_optimizer_calls,
-        "max_concurrency": args.max_concurrency,
-        "bracket_fallback": args.bracket_fallback,
-    }
-    return FermiConfig(**{k: v for k, v in given.items() if v is not None})
+    values = {field: getattr(args, attr) for field, (attr, _) in _CONFIG_OPTIONS.items()}
+    flags = {field: flag for field, (_, flag) in _CONFIG_OPTIONS.items()}
+    return build_model(FermiConfig, values, flags)
 
 
 def _select_users(users: list[Any], ids: list[str] | None, path: Path) -> list[Any]:
+    if not users:
+        msg = f"{path}: holds no user"
+        raise ValueError(msg)
     if not ids:
         return users
     by_id = {u.user_id: u for u in users}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        msg = f"no user {missing[0]!r} in {path} (it has {len(users)} users)"
+        some = ", ".join(list(by_id)[:5]) + (", ..." if len(by_id) > 5 else "")
+        msg = f"no user {missing[0]!r} in {path} (it has {len(users)} users: {some})"
         raise UnknownUserError(msg)
     return [by_id[i] for i in dict.fromkeys(ids)]
-
-
-def _open_store(args: argparse.Namespace) -> Any:
-    """The Fermi store to save results in, or None (``--no-store``, or no store module)."""
-    if args.no_store:
-        return None
-    if importlib.util.find_spec("langchain_fermi.store") is None:
-        if args.store is not None:
-            print("fermi: the store module is not available; not saving", file=sys.stderr)
-        return None
-    from langchain_fermi.cli.users import open_store
-
-    return open_store(args, must_exist=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,18 +105,22 @@ def run(args: argparse.Namespace) -> int:
 
     from langchain_fermi.data import load_users
     from langchain_fermi.graph import optimize_user
-    from langchain_fermi.models import get_chat_model
     from langchain_fermi.scoring import ScoreCache
 
-    users = _select_users(load_users(args.users), args.user_id, args.users)
-    config = config_from_args(args)
-    target = get_chat_model(args.model, role="target", temperature=config.target_temperature)
-    optimizer = get_chat_model(
-        args.optimizer_model, role="optimizer", temperature=config.optimizer_temperature
+    config = config_from_args(args)  # usage errors before any file is read
+    users_file = check_file(args.users, "users file")
+    users = _select_users(load_users(users_file), args.user_id, users_file)
+    target = chat_model(args.model, "--model", role="target", temperature=config.target_temperature)
+    optimizer = chat_model(
+        args.optimizer_model,
+        "--optimizer-model",
+        role="optimizer",
+        temperature=config.optimizer_temperature,
     )
     cache = ScoreCache(args.cache) if args.cache is not None else None
-    store = _open_store(args)
+    store = None if args.no_store else open_store(args, must_exist=False)
     progress = not args.quiet
+    say = sys.stderr if args.json else sys.stdout  # with --json, stdout is only the JSON
     results = []
     for user in tqdm(users, desc="users", unit="user", disable=not progress or len(users) < 2):
         result = optimize_user(
@@ -118,38 +133,30 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
         results.append(result)
-        print(render_result(result, full=args.full), flush=True)
+        print(render_result(result, full=args.full), file=say, flush=True)
         if store is not None:
             generation = store.save_result(result, user)
-            print(f"  saved as generation {generation} in the Fermi store", flush=True)
+            print(f"  saved as generation {generation} in the Fermi store", file=say, flush=True)
+    payload = [r.model_dump(mode="json") for r in results]
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = [r.model_dump(mode="json") for r in results]
         args.out.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-        print(f"wrote {len(results)} result(s) to {args.out}")
+        print(f"wrote {len(results)} result(s) to {args.out}", file=say)
+    if args.json:
+        print_json(payload)
     return 0
 
 
 def register(subparsers: Any) -> None:
     """Add ``fermi optimize`` to the ``fermi`` command."""
-    p = subparsers.add_parser(
-        "optimize",
-        help="learn users' prompts with Fermi",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        subparsers, "optimize", run, help="learn users' prompts with Fermi", description=__doc__
     )
     p.add_argument("--users", type=Path, required=True, help="users file (JSON, JSONL or CSV)")
     p.add_argument(
         "--user-id", nargs="+", default=None, metavar="ID", help="only these users (default: all)"
     )
-    p.add_argument(
-        "--model", default=None, help="target model (default: $FERMI_TARGET_LLM or smollm2)"
-    )
-    p.add_argument(
-        "--optimizer-model",
-        default=None,
-        help="optimizer model (default: $FERMI_OPTIMIZER_LLM or smollm2)",
-    )
+    add_model_arguments(p)
     p.add_argument("--iterations", "-T", type=int, default=None, help="T (default 10)")
     p.add_argument("-K", type=int, default=None, help="new prompts per iteration (default 4)")
     p.add_argument("-L", type=int, default=None, help="prompts kept in memory (default 5)")
@@ -178,13 +185,8 @@ def register(subparsers: Any) -> None:
         help="SQLite score cache (default: <checkpoint>.scores.sqlite with --checkpoint)",
     )
     p.add_argument("--out", type=Path, default=None, help="write the results as a JSON list")
-    p.add_argument(
-        "--store",
-        type=Path,
-        default=None,
-        help="Fermi store to save the prompts in (default: as `fermi users`)",
-    )
+    add_store_argument(p, "Fermi store to save the prompts in (default: as `fermi users`)")
     p.add_argument("--no-store", action="store_true", help="do not save to the Fermi store")
     p.add_argument("--full", action="store_true", help="print whole prompts")
+    add_json_argument(p, "the results (as --out writes them)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)

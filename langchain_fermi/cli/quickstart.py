@@ -14,6 +14,7 @@ Fermi's. Use ``--model`` / ``--optimizer-model`` (e.g. ``openai:gpt-4o-mini``) f
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,8 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from langchain_fermi.cli.ask import render_selection
-from langchain_fermi.cli.users import PROJECT_STORE
+from langchain_fermi.cli._common import (
+    PROJECT_STORE,
+    add_command,
+    add_json_argument,
+    add_model_arguments,
+    at_least,
+    build_model,
+    chat_model,
+    check_file,
+    open_store_at,
+    print_json,
+    render_selection,
+)
+from langchain_fermi.errors import UnknownUserError
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -64,10 +77,7 @@ def find_example_users(path: Path | None = None) -> Path:
     """The example users file: ``path``, else ``./examples/data/users.json``, else the one in
     the source checkout this package runs from."""
     if path is not None:
-        if not path.is_file():
-            msg = f"users file not found: {path}"
-            raise FileNotFoundError(msg)
-        return path
+        return check_file(path, "users file")
     candidates = [Path.cwd() / EXAMPLE_USERS, Path(__file__).resolve().parents[2] / EXAMPLE_USERS]
     for c in candidates:
         if c.is_file():
@@ -79,17 +89,18 @@ def find_example_users(path: Path | None = None) -> Path:
     raise FileNotFoundError(msg)
 
 
-def _pick_user(users: Sequence[UserProfile], user_id: str | None) -> UserProfile:
+def _pick_user(users: Sequence[UserProfile], user_id: str | None, path: Path) -> UserProfile:
     if not users:
-        msg = "the users file holds no user"
+        msg = f"the users file {path} holds no user"
         raise ValueError(msg)
     if user_id is None:
         return max(users, key=lambda u: len(u.opinions))  # the most opinions: the largest test set
     for u in users:
         if u.user_id == user_id:
             return u
-    msg = f"no user {user_id!r} in the file; there are {', '.join(u.user_id for u in users)}"
-    raise ValueError(msg)
+    ids = ", ".join(u.user_id for u in users)
+    msg = f"no user {user_id!r} in the file {path}; there are {ids} (pass one to --user-id)"
+    raise UnknownUserError(msg)
 
 
 def _answer(chain: Any, user_id: str, o: Opinion) -> tuple[str, str | None]:
@@ -122,22 +133,21 @@ def quickstart(
 
     from langchain_fermi.data import load_users, split_user
     from langchain_fermi.graph import optimize_user
-    from langchain_fermi.models import get_chat_model
     from langchain_fermi.personalizer import FermiPersonalizer
-    from langchain_fermi.store import FermiStore
     from langchain_fermi.types import FermiConfig
 
     path = find_example_users(users_file)
-    user = _pick_user(load_users(path), user_id)
+    user = _pick_user(load_users(path), user_id, path)
     optimize, test = split_user(user, n_optimize=n_optimize, n_test=None, seed=seed)
     echo(f"user {user.user_id} ({path}): {len(user.opinions)} opinions -> "
          f"{len(optimize.opinions)} for optimization, {len(test)} held out")  # fmt: skip
     config = FermiConfig(K=num_candidates, T=iterations, seed=seed)
-    target_model = get_chat_model(target, role="target", max_tokens=16)
-    optimizer_model = get_chat_model(optimizer, role="optimizer")
+    target_model = chat_model(target, "--model", role="target", max_tokens=16)
+    optimizer_model = chat_model(optimizer, "--optimizer-model", role="optimizer")
     store_path = Path(store_path or PROJECT_STORE)
     checkpoint = store_path.parent / "quickstart-checkpoints.sqlite"
-    store_path.mkdir(parents=True, exist_ok=True)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store = open_store_at(store_path, embeddings=embeddings)  # a bad store fails before any call
     if fresh:  # forget the finished run (the score cache next to it stays valid)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{checkpoint}{suffix}").unlink(missing_ok=True)
@@ -149,7 +159,6 @@ def quickstart(
         progress=progress,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
-    store = FermiStore(store_path, embeddings=embeddings)
     store.save_result(result, user=optimize)
     prompts = store.get_prompts(user.user_id)
     echo(f"learned {len(prompts)} prompts in {seconds:.0f} s (best score {result.best.score:.2f}; "
@@ -188,33 +197,38 @@ def quickstart(
 
 def run(args: argparse.Namespace) -> int:
     """``fermi quickstart`` from parsed options."""
-    quickstart(
+    from langchain_fermi.types import FermiConfig
+
+    config = {"num_candidates": args.K, "iterations": args.T, "seed": args.seed}
+    build_model(FermiConfig, config, {"num_candidates": "-K", "iterations": "-T"})
+    echo = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    report = quickstart(
         users_file=args.data, user_id=args.user_id, store_path=args.store, target=args.model,
         optimizer=args.optimizer_model, num_candidates=args.K, iterations=args.T,
         n_optimize=args.n_optimize, n_questions=args.questions, seed=args.seed,
-        progress=not args.no_progress, fresh=args.fresh,
+        progress=not args.no_progress, fresh=args.fresh, echo=echo,
     )  # fmt: skip
+    if args.json:
+        print_json(report.model_dump(mode="json"))
     return 0
 
 
 def register(subparsers: Any) -> None:
     """Add ``fermi quickstart`` to the ``fermi`` command."""
-    p = subparsers.add_parser(
-        "quickstart",
+    p = add_command(
+        subparsers, "quickstart", run,
         help="optimize one example user offline and answer held-out questions",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    )  # fmt: skip
     p.add_argument("--data", type=Path, default=None, help="users file (JSON/JSONL/CSV)")
     p.add_argument("--user-id", default=None, help="default: the user with the most opinions")
     p.add_argument("--store", type=Path, default=None, help=f"default: ./{PROJECT_STORE}")
-    p.add_argument("--model", default="smollm2", help="target model (get_chat_model name)")
-    p.add_argument("--optimizer-model", default="smollm2", help="optimizer model name")
+    add_model_arguments(p, default="smollm2")
     p.add_argument("-K", type=int, default=2, help="new prompts per iteration")
     p.add_argument("-T", type=int, default=2, help="iterations")
-    p.add_argument("--n-optimize", type=int, default=20, help="opinions shown to Fermi")
-    p.add_argument("--questions", type=int, default=3, help="held-out questions to answer")
+    p.add_argument("--n-optimize", type=at_least(1), default=20, help="opinions shown to Fermi")
+    p.add_argument("--questions", type=at_least(0), default=3, help="held-out questions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="re-optimize even if a run is saved")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    add_json_argument(p, "the report (the steps go to stderr)")

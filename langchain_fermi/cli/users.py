@@ -9,79 +9,81 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from langchain_fermi.cli._common import (
+    EXIT_ERROR,
+    add_command,
+    add_json_argument,
+    add_store_argument,
+    error_line,
+    open_store,
+    print_json,
+    read_text,
+    require_user,
+    short,
+    store_where,
+)
 
 if TYPE_CHECKING:
     from langchain_fermi.store import FermiStore
 
-__all__ = ["PROJECT_STORE", "add_store_argument", "open_store", "register", "resolve_store_path"]
-
-PROJECT_STORE = Path(".fermi") / "chroma"
-"""The project-local store, relative to the working directory."""
+__all__ = ["describe_users", "register"]
 
 
-def add_store_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--store PATH``."""
-    parser.add_argument(
-        "--store",
-        type=Path,
-        default=None,
-        help="Chroma store folder (default: $FERMI_STORE_PATH, ./.fermi/chroma if it exists, "
-        "else ~/.local/share/langchain-fermi/chroma; $FERMI_CHROMA_HOST for a server)",
-    )
-
-
-def resolve_store_path(store: Path | None) -> Path | None:
-    """The store folder the CLI uses; None lets `FermiStore` read the environment."""
-    if store is not None:
-        return store
-    if os.environ.get("FERMI_STORE_PATH") or os.environ.get("FERMI_CHROMA_HOST"):
-        return None
-    return PROJECT_STORE if PROJECT_STORE.is_dir() else None
-
-
-def open_store(args: argparse.Namespace, *, must_exist: bool = True) -> FermiStore:
-    """Open the store named by ``args.store`` (see `resolve_store_path`).
-
-    Raises:
-        FileNotFoundError: ``must_exist`` and an explicit ``--store`` folder does not exist
-            (a typo should not silently create an empty store).
-    """
-    from langchain_fermi.store import FermiStore
-
-    path = resolve_store_path(getattr(args, "store", None))
-    if must_exist and path is not None and not path.is_dir():
-        msg = f"no Fermi store at {path} (run `fermi quickstart` or `fermi optimize` first)"
-        raise FileNotFoundError(msg)
-    return FermiStore(path)
+def describe_users(store: FermiStore, *, debug: bool = False) -> list[dict[str, Any]]:
+    """One row per user (`UserSnapshot.describe`); a user that cannot be read gets an
+    ``error`` row instead (and its traceback on stderr with ``debug``), so one damaged user
+    never hides the others."""
+    rows: list[dict[str, Any]] = []
+    for uid in store.list_users():
+        try:
+            rows.append(store.snapshot(uid).describe())
+        except Exception as e:  # any damage: report it and go on with the next user
+            if debug:
+                traceback.print_exc()
+            rows.append({"user_id": uid, "error": error_line(e, hint=False)[1]})
+    return rows
 
 
 def _list(args: argparse.Namespace) -> int:
     store = open_store(args)
-    ids = store.list_users()
-    if not ids:
-        print(f"no users in the store{_where(store)}")
-        return 0
-    print(f"{'user':<24} {'opinions':>8} {'prompts':>7} {'best':>5}  model")
-    for uid in ids:
-        info = store.snapshot(uid).describe()
-        best = f"{info['best_score']:.2f}" if info["best_score"] is not None else "-"
-        model = info["model"] or "-"
-        print(f"{uid:<24} {info['opinions']:>8} {info['prompts']:>7} {best:>5}  {model}")
+    rows = describe_users(store, debug=getattr(args, "debug", False))
+    damaged = [r for r in rows if "error" in r]
+    if args.json:
+        print_json(rows)
+    elif not rows:
+        print(f"no users in the store{store_where(store)}")
+    else:
+        print(f"{'user':<24} {'opinions':>8} {'prompts':>7} {'best':>5}  model")
+        for r in rows:
+            if "error" in r:
+                print(f"{r['user_id']:<24} DAMAGED: {r['error']}")
+                continue
+            best = f"{r['best_score']:.2f}" if r["best_score"] is not None else "-"
+            print(
+                f"{r['user_id']:<24} {r['opinions']:>8} {r['prompts']:>7} {best:>5}  "
+                f"{r['model'] or '-'}"
+            )
+    if damaged:
+        ids = ", ".join(r["user_id"] for r in damaged)
+        print(
+            f"fermi: error: {len(damaged)} user(s) cannot be read: {ids} (export the others, or "
+            "`fermi users delete` the damaged ones and optimize or import them again)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return 0
-
-
-def _where(store: FermiStore) -> str:
-    return f" at {store.path}" if store.path is not None else ""
 
 
 def _show(args: argparse.Namespace) -> int:
     store = open_store(args)
+    require_user(store, args.user_id)
     if args.json:
-        print(json.dumps(store.export_user(args.user_id), indent=2, ensure_ascii=False))
+        print_json(store.export_user(args.user_id))
         return 0
     user = store.get_user(args.user_id)
     prompts = store.get_prompts(args.user_id)
@@ -97,21 +99,22 @@ def _show(args: argparse.Namespace) -> int:
             print(f"stopped: {summary['stop_reason']}")
     print(f"prompts: {len(prompts)} (best first)")
     for i, p in enumerate(prompts):
-        text = " ".join(p.text.split())
-        text = text if args.full or len(text) <= 160 else text[:157] + "..."
+        text = " ".join(p.text.split()) if args.full else short(p.text, 160)
         print(f"  #{i} score {p.score:.2f}  it {p.iteration}  {p.variant}: {text}")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
     store = open_store(args)
+    require_user(store, args.user_id)
     store.delete_user(args.user_id)
-    print(f"deleted user {args.user_id}{_where(store)}")
+    print(f"deleted user {args.user_id}{store_where(store)}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     store = open_store(args)
+    require_user(store, args.user_id)
     text = json.dumps(store.export_user(args.user_id), indent=2, ensure_ascii=False)
     if args.output is None or str(args.output) == "-":
         print(text)
@@ -121,37 +124,60 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dump_user_id(data: Any) -> str | None:
+    user = data.get("user") if isinstance(data, dict) else None
+    uid = user.get("user_id") if isinstance(user, dict) else None
+    return uid if isinstance(uid, str) else None
+
+
 def _import(args: argparse.Namespace) -> int:
-    raw = sys.stdin.read() if str(args.file) == "-" else Path(args.file).read_text(encoding="utf-8")
+    name = "stdin" if str(args.file) == "-" else str(args.file)
+    raw = read_text(args.file, "user dump file")
     try:
         data: Any = json.loads(raw)
     except json.JSONDecodeError as e:
-        msg = f"{args.file}: not JSON ({e})"
+        msg = f"{name}: not JSON ({e}); expected a file written by `fermi users export`"
         raise ValueError(msg) from None
     store = open_store(args, must_exist=False)
-    uid = store.import_user(data, replace=args.replace)
-    print(f"imported user {uid}{_where(store)}")
+    uid = _dump_user_id(data)
+    try:
+        exists = uid is not None and not args.replace and store.has_user(uid)
+        if not exists:
+            uid = store.import_user(data, replace=args.replace)
+    except (ValueError, KeyError, TypeError) as e:
+        msg = f"{name}: cannot import: {error_line(e)[1]}"
+        raise ValueError(msg) from e
+    if exists:
+        msg = (
+            f"user {uid!r} already exists{store_where(store)}: pass --replace to overwrite it, "
+            f"or `fermi users delete {uid}` first"
+        )
+        raise ValueError(msg)
+    print(f"imported user {uid}{store_where(store)}")
     return 0
 
 
 def register(subparsers: Any) -> None:
     """Add ``fermi users`` and its sub-commands to the ``fermi`` command."""
     parser = subparsers.add_parser(
-        "users", help="list, show, delete, export or import stored users", description=__doc__
+        "users",
+        help="list, show, delete, export or import stored users",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="users_command", required=True)
+    sub = parser.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Any, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = add_command(sub, name, func, help=help)
         add_store_argument(p)
-        p.set_defaults(func=func)
         return p
 
-    add("list", _list, "list the stored users")
+    p = add("list", _list, "list the stored users")
+    add_json_argument(p, "the users (a damaged user gets an 'error' entry)")
     p = add("show", _show, "show a user's profile and learned prompts")
     p.add_argument("user_id")
     p.add_argument("--full", action="store_true", help="do not shorten long prompts")
-    p.add_argument("--json", action="store_true", help="print the full export instead")
+    add_json_argument(p, "the full export")
     p = add("delete", _delete, "delete everything stored for a user")
     p.add_argument("user_id")
     p = add("export", _export, "write a user (profile, opinions, prompts) as JSON")
