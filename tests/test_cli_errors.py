@@ -202,6 +202,34 @@ def test_debug_shows_the_traceback(paths: dict[str, Path], capsys) -> None:
         assert err.rstrip().splitlines()[-1].startswith("fermi: error: cannot open the Fermi store")
 
 
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (TypeError("boom"), 1, "fermi: error: unexpected TypeError: boom (--debug shows the"),
+        (KeyError("score"), 1, "fermi: error: unexpected KeyError: 'score'"),
+        (KeyboardInterrupt(), 130, "fermi: interrupted"),
+    ],
+)
+def test_unexpected_errors_and_interrupts(
+    error: BaseException, code: int, line: str, paths: dict[str, Path], monkeypatch, capsys
+) -> None:
+    import langchain_fermi.cli.users as users_cli
+
+    def boom(*a: Any, **kw: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(users_cli, "describe_users", boom)
+    got, _, err = _run(capsys, ["users", "list", "--store", str(paths["store"])])
+    assert got == code and err.startswith(line) and err.count("\n") == 1
+
+
+def test_long_runs_say_how_to_resume_when_interrupted() -> None:
+    from langchain_fermi.cli import build_parser
+
+    args = build_parser().parse_args(["bench"])
+    assert "rerun the same command" in args.on_interrupt
+
+
 def test_version_and_help(capsys) -> None:
     from langchain_fermi import __version__
 

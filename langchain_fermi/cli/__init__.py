@@ -20,7 +20,7 @@ from langchain_fermi.cli._common import (
     error_line,
 )
 
-__all__ = ["build_parser", "main", "run_command"]
+__all__ = ["build_parser", "main"]
 
 # module name -> registers one or more subcommands on the parser
 _SUBCOMMAND_MODULES = ("quickstart", "optimize", "ask", "users", "bench")
@@ -62,21 +62,22 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a subcommand: every failure becomes one ``fermi: error:`` line and an exit code."""
-    debug = bool(getattr(args, "debug", False))
+def _guarded(command: Callable[[], int], args: Callable[[], argparse.Namespace]) -> int:
+    """Run ``command``: every failure becomes one ``fermi: error:`` line and an exit code;
+    ``args()`` gives the parsed options (``debug``, ``on_interrupt``) once there are any."""
     try:
-        code = int(func(args) or 0)
+        code = command()
         sys.stdout.flush()  # a closed pipe shows up here, inside the try
         return code
     except BrokenPipeError:
         _silence_stdout()
-        return EXIT_ERROR  # the reader went away (`| head`): like Python's own EPIPE code
+        return EXIT_ERROR  # the reader went away (`| head`): Python's own exit code for EPIPE
     except KeyboardInterrupt:
-        print("fermi: interrupted", file=sys.stderr)
+        hint = getattr(args(), "on_interrupt", None)
+        print("fermi: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:
-        if debug:
+        if getattr(args(), "debug", False):
             traceback.print_exc()
         code, line = error_line(e)
         print(f"fermi: error: {line}", file=sys.stderr)
@@ -85,12 +86,21 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fermi`` script; returns the process exit code (see ``--help``)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, --version, or a usage error already printed
-        return 0 if e.code is None else e.code if isinstance(e.code, int) else EXIT_USAGE
-    return run_command(args.func, args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parsed: list[argparse.Namespace] = []
+
+    def parse_and_run() -> int:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:  # --help, --version, or a usage error already printed
+            return 0 if e.code is None else e.code if isinstance(e.code, int) else EXIT_USAGE
+        parsed.append(args)
+        return int(args.func(args) or 0)
+
+    def args() -> argparse.Namespace:
+        return parsed[0] if parsed else argparse.Namespace(debug="--debug" in argv)
+
+    return _guarded(parse_and_run, args)
 
 
 if __name__ == "__main__":

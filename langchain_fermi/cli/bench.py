@@ -149,3 +149,4 @@ def register(subparsers: Any) -> None:
         raw=False,
     )
     add_arguments(parser)
+    parser.set_defaults(on_interrupt="rerun the same command to resume (finished users are kept)")

@@ -190,3 +190,4 @@ def register(subparsers: Any) -> None:
     p.add_argument("--full", action="store_true", help="print whole prompts")
     add_json_argument(p, "the results (as --out writes them)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(on_interrupt="with --checkpoint, rerun the same command to resume")

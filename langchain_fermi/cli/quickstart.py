@@ -232,3 +232,4 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fresh", action="store_true", help="re-optimize even if a run is saved")
     p.add_argument("--no-progress", action="store_true")
     add_json_argument(p, "the report (the steps go to stderr)")
+    p.set_defaults(on_interrupt="rerun the same command to resume the optimization")
