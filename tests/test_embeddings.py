@@ -13,10 +13,10 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 from offline_guard import run_offline
 
-from langchain_fermi import embeddings as emb_module
+from langchain_fermi.errors import ModelNotInstalledError
+from langchain_fermi.models import embeddings as emb_module
 from langchain_fermi.models.embeddings import EMBEDDING_DIM, MiniLMEmbeddings, embed_texts
 from langchain_fermi.store.embedding_function import PackagedMiniLM
-from langchain_fermi.errors import ModelNotInstalledError
 
 
 class TestMiniLMEmbeddingsStandardUnit(EmbeddingsUnitTests):

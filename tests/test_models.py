@@ -12,10 +12,16 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 
-from langchain_fermi import model_files
 from langchain_fermi.errors import ModelNotInstalledError
+from langchain_fermi.models import (
+    LocalLlamaChatModel,
+    get_chat_model,
+    model_id,
+    openai_max_tokens,
+    to_chat_messages,
+)
+from langchain_fermi.models import files as model_files
 from langchain_fermi.models.files import LocalModelSpec, local_model_path
-from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, model_id, to_chat_messages
 
 ENV = [
     "FERMI_TARGET_LLM",
@@ -80,6 +86,21 @@ def test_openai_configured_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (target.temperature, opt.temperature) == (0.0, 1.0)
     explicit = get_chat_model("openai:gpt-x", max_tokens=7)
     assert explicit.model_name == "gpt-x" and explicit.max_tokens == 7  # type: ignore[attr-defined]
+
+
+def test_max_tokens_reaches_any_openai_compatible_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """langchain-openai sends max_completion_tokens; llama_cpp.server reads max_tokens only."""
+    official = openai_max_tokens("https://api.openai.com/v1", 8)
+    assert official == {"max_tokens": 8}
+    assert openai_max_tokens(None, 8) == {"max_tokens": 8}
+    local = openai_max_tokens("http://127.0.0.1:8000/v1", 1, {"top_k": 5})
+    assert local == {"max_tokens": 1, "extra_body": {"top_k": 5, "max_tokens": 1}}
+    monkeypatch.setenv("FERMI_OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    for arg in ("max_tokens", "max_completion_tokens"):
+        model = get_chat_model("openai:m", **{arg: 7})
+        assert model.max_tokens == 7  # type: ignore[attr-defined]
+        assert model.extra_body == {"max_tokens": 7}  # type: ignore[attr-defined]
+    assert get_chat_model("openai:m").extra_body is None  # type: ignore[attr-defined]
 
 
 def test_openai_without_model_or_endpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr
 
-from langchain_fermi.errors import LLMCallError
+from langchain_fermi.errors import LLMCallError, ModelNotInstalledError
 from langchain_fermi.scoring import AnswerScorer, ScoreCache, ScoredAnswer, agreement
 from langchain_fermi.types import Opinion
 
@@ -38,6 +38,7 @@ class ScriptedChat(BaseChatModel):
 
     replies: dict[str, str]
     fail_first: int = 0
+    error: type[Exception] = ConnectionError
     logprobs: dict[str, list[dict[str, Any]]] | None = None
     usage: bool = True
     _calls: int = PrivateAttr(default=0)
@@ -61,7 +62,7 @@ class ScriptedChat(BaseChatModel):
             self._seen_kwargs.append(kw)
         if n <= self.fail_first:
             msg = f"transient failure #{n}"
-            raise ConnectionError(msg)
+            raise self.error(msg)
         question = str(messages[-1].content)
         key = next(k for k in self.replies if k in question)
         meta: dict[str, Any] = {}
@@ -177,7 +178,7 @@ def test_retries_exhausted_raise_llm_call_error_naming_model_and_cause() -> None
 
 def test_retry_backoff_doubles(monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("langchain_fermi.scoring.scorer.time.sleep", sleeps.append)
+    monkeypatch.setattr("langchain_fermi.models.retry.time.sleep", sleeps.append)  # tenacity's
     model = scripted(fail_first=3)
     AnswerScorer(model, max_retries=3, retry_backoff=0.5).score([("p", GUN)])
     assert [s for s in sleeps if s] == [0.5, 1.0, 2.0]
@@ -193,6 +194,18 @@ async def test_ascore_matches_score_and_retries() -> None:
     assert [a.index for a in sync] == [a.index for a in out]
     again = await scorer.ascore([("p", GUN)])
     assert again[0].cached and model.calls == 3
+
+
+@pytest.mark.parametrize("error", [ModelNotInstalledError, ValueError])
+def test_errors_no_retry_can_fix_are_raised_at_once(error: type[Exception]) -> None:
+    model = scripted(fail_first=100, error=error)
+    scorer = AnswerScorer(model, max_retries=3, retry_backoff=10)  # a retry would be slow
+    with pytest.raises(error, match="transient failure #1"):
+        scorer.score([("p", GUN)])
+    assert model.calls == 1 and len(scorer.cache) == 0
+    with pytest.raises(error):
+        asyncio.run(scorer.ascore([("p", GUN)]))
+    assert model.calls == 2
 
 
 async def test_ascore_raises_llm_call_error() -> None:
@@ -226,7 +239,7 @@ def test_logprob_path_reads_top_logprobs() -> None:
 
 
 def test_logprob_binding_for_chat_openai_on_a_custom_endpoint() -> None:
-    from langchain_fermi.scoring import _bound_model
+    from langchain_fermi.scoring.scorer import _bound_model
 
     local = ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", api_key="x")
     kw = _bound_model(local, "logprobs").kwargs  # type: ignore[attr-defined]

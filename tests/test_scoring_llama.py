@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from langchain_fermi.scoring.llama import LlamaLetterScorer
 from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, to_chat_messages
 from langchain_fermi.scoring import AnswerScorer, ScoreCache
+from langchain_fermi.scoring.llama import LlamaLetterScorer
 from langchain_fermi.types import Opinion
 
 pytestmark = pytest.mark.local_model

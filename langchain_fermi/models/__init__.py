@@ -1,4 +1,4 @@
-"""Chat models, packaged model files, the shared llama.cpp runtime and offline embeddings.
+"""Chat models, packaged model files, the shared llama.cpp runtime, retries and embeddings.
 
 Importing this package is cheap: llama.cpp and onnxruntime load on first use.
 """
@@ -12,17 +12,21 @@ from langchain_fermi.models.chat import (
     get_chat_model,
     local_model_path,
     model_id,
+    openai_max_tokens,
     to_chat_messages,
 )
+from langchain_fermi.models.retry import RetryPolicy
 
 __all__ = [
     "LOCAL_MODELS",
     "LocalLlamaChatModel",
     "LocalModelSpec",
+    "RetryPolicy",
     "Role",
     "cache_dir",
     "get_chat_model",
     "local_model_path",
     "model_id",
+    "openai_max_tokens",
     "to_chat_messages",
 ]

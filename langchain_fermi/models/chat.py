@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,10 +29,10 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from langchain_fermi.models.files import LOCAL_MODELS, LocalModelSpec, cache_dir, local_model_path
 from langchain_fermi.models.llama_runtime import SharedLlama as _SharedLlama
 from langchain_fermi.models.llama_runtime import default_threads as _default_threads
 from langchain_fermi.models.llama_runtime import shared_llama as _shared_llama
-from langchain_fermi.models.files import LOCAL_MODELS, LocalModelSpec, cache_dir, local_model_path
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -46,6 +46,7 @@ __all__ = [
     "get_chat_model",
     "local_model_path",
     "model_id",
+    "openai_max_tokens",
     "to_chat_messages",
 ]
 
@@ -236,11 +237,25 @@ def _openai_model(model: str | None, role: str, temperature: float, **kwargs: An
     # A local OpenAI-compatible server (llama_cpp.server, vLLM) usually accepts any key.
     params["api_key"] = api_key or "not-needed"
     params.update(kwargs)
-    limit = params.get("max_tokens") or params.get("max_completion_tokens")
-    if base_url and limit and "api.openai.com" not in base_url:
-        # langchain-openai sends max_completion_tokens, which llama_cpp.server ignores.
-        params["extra_body"] = {**(params.get("extra_body") or {}), "max_tokens": limit}
+    limit = params.pop("max_tokens", None) or params.pop("max_completion_tokens", None)
+    if limit:
+        params.update(openai_max_tokens(base_url, limit, params.get("extra_body")))
     return ChatOpenAI(**params)
+
+
+def openai_max_tokens(
+    base_url: str | None, max_tokens: int, extra_body: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Options that cap an OpenAI-compatible reply at ``max_tokens`` tokens, on any server.
+
+    langchain-openai sends ``max_completion_tokens``, which llama_cpp.server ignores, so off
+    api.openai.com the limit also goes in ``extra_body`` (merged into ``extra_body`` given).
+    Use the result as `ChatOpenAI` arguments or as ``model.bind(**...)`` call options.
+    """
+    options: dict[str, Any] = {"max_tokens": max_tokens}
+    if base_url and "api.openai.com" not in base_url:
+        options["extra_body"] = {**(extra_body or {}), "max_tokens": max_tokens}
+    return options
 
 
 def get_chat_model(

@@ -15,25 +15,27 @@ repeated evaluations (memory prompts re-scored each iteration) cost nothing.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable
 
-from langchain_fermi.errors import LLMCallError
-from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, model_id, to_chat_messages
+from langchain_fermi.models import (
+    LocalLlamaChatModel,
+    get_chat_model,
+    model_id,
+    openai_max_tokens,
+    to_chat_messages,
+)
+from langchain_fermi.models.retry import RetryPolicy, abatch_with_retry, batch_with_retry
 from langchain_fermi.questions import format_question, parse_answer
 from langchain_fermi.scoring.cache import ScoreCache, ScoredAnswer, agreement
 from langchain_fermi.types import OPTION_LETTERS, Opinion
 
 __all__ = ["AnswerScorer", "ScoreCache", "ScoredAnswer", "ScoringMethod", "agreement"]
-
-logger = logging.getLogger(__name__)
 
 ScoringMethod = Literal["auto", "logits", "logprobs", "parse"]
 _PARSE_MAX_TOKENS = 8
@@ -135,16 +137,8 @@ def _is_openai(model: BaseChatModel) -> bool:
 
 
 def _openai_limit(model: BaseChatModel, max_tokens: int) -> dict[str, Any]:
-    """``max_tokens`` for an OpenAI-compatible model, also in ``extra_body`` off api.openai.com.
-
-    langchain-openai sends ``max_completion_tokens``, which llama_cpp.server ignores.
-    """
-    kwargs: dict[str, Any] = {"max_tokens": max_tokens}
     base_url = str(getattr(model, "openai_api_base", None) or "")
-    if base_url and "api.openai.com" not in base_url:
-        extra = getattr(model, "extra_body", None) or {}
-        kwargs["extra_body"] = {**extra, "max_tokens": max_tokens}
-    return kwargs
+    return openai_max_tokens(base_url, max_tokens, getattr(model, "extra_body", None))
 
 
 def _bound_model(model: BaseChatModel, method: str) -> Runnable:
@@ -171,7 +165,9 @@ class AnswerScorer:
             models, else parse), or force ``"logits"``, ``"logprobs"`` or ``"parse"``.
         cache: a `ScoreCache` (a fresh in-memory one by default).
         max_concurrency: parallel calls for the logprobs / parse paths.
-        max_retries: retries of a failing call, each after ``retry_backoff * 2**k`` seconds.
+        max_retries: retries of a failing call, each after ``retry_backoff * 2**k`` seconds
+            (`RetryPolicy`); errors no retry can fix (`NOT_RETRIED`: a prompt longer than the
+            context, a missing model) are raised at once.
         retry_backoff: seconds before the first retry.
 
     Example:
@@ -202,6 +198,8 @@ class AnswerScorer:
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.model_id = model_id(self.model)
+        self.retry = RetryPolicy(max_retries, retry_backoff, label=f"scoring on {self.model_id!r}")
+        """Retries of the scoring calls (`RetryPolicy`, shared with the optimizer's sampling)."""
         self.cache_model = f"{self.model_id}#{self.method}"
         """The model part of this scorer's cache keys (`ScoreCache.make_key`)."""
         self._letters: Any = None
@@ -245,13 +243,6 @@ class AnswerScorer:
         self.cache.put_many(new)
         return [hits[k] if k in hits else new[k] for k in keys]
 
-    def _error(self, failed: int, total: int, attempts: int, cause: BaseException) -> LLMCallError:
-        msg = (
-            f"model {self.model_id!r}: {failed} of {total} scoring calls still failed after "
-            f"{attempts} attempt(s); last error: {type(cause).__name__}: {cause}"
-        )
-        return LLMCallError(msg)
-
     def _score_logits(self, requests: list[_Request]) -> list[ScoredAnswer]:
         items = [(to_chat_messages(self.messages(p, q, c)), len(c)) for p, q, c in requests]
         return [
@@ -270,64 +261,28 @@ class AnswerScorer:
             for out, (p, q, c) in zip(outputs, requests, strict=True)
         ]
 
-    # ---------------------------------------------------------------- sync I/O
-    def _backoff(self, attempt: int) -> float:
-        return self.retry_backoff * 2 ** (attempt - 1) if attempt else 0.0
+    # ---------------------------------------------------------------- I/O with retries
+    def _logits_with_retries(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        return self.retry.call(lambda: self._score_logits(requests), calls=len(requests))
 
-    def _with_retries(self, call: Callable[[], list[ScoredAnswer]], n: int) -> list[ScoredAnswer]:
-        cause: BaseException | None = None
-        for attempt in range(self.max_retries + 1):
-            time.sleep(self._backoff(attempt))
-            try:
-                return call()
-            except (ValueError, NotImplementedError, ImportError, FileNotFoundError):
-                raise  # a prompt longer than n_ctx, an unsupported or missing model: no retry
-            except Exception as e:
-                cause = e
-                logger.warning(
-                    "scoring on %s failed (attempt %d): %r", self.model_id, attempt + 1, e
-                )
-        assert cause is not None
-        raise self._error(n, n, self.max_retries + 1, cause) from cause
-
-    def _collect(
-        self, pending: list[int], results: list[Any], outputs: list[Any], attempt: int
-    ) -> tuple[list[int], BaseException | None]:
-        """Store the successful results; return the indices that failed and the last error."""
-        failed: list[int] = []
-        cause: BaseException | None = None
-        for i, res in zip(pending, results, strict=True):
-            if isinstance(res, BaseException):
-                failed.append(i)
-                cause = res
-            else:
-                outputs[i] = res
-        if failed:
-            logger.warning(
-                "%d call(s) to %s failed (attempt %d): %r",
-                len(failed),
-                self.model_id,
-                attempt + 1,
-                cause,
-            )
-        return failed, cause
+    def _calls(self, requests: list[_Request]) -> tuple[Runnable, list[list[BaseMessage]]]:
+        """The bound model and its inputs, for ``batch_with_retry`` / ``abatch_with_retry``."""
+        inputs = [self.messages(p, q, c) for p, q, c in requests]
+        return _bound_model(self.model, self.method), inputs
 
     def _batch(self, requests: list[_Request]) -> list[ScoredAnswer]:
-        runnable = _bound_model(self.model, self.method)
-        inputs = [self.messages(p, q, c) for p, q, c in requests]
-        outputs: list[Any] = [None] * len(inputs)
-        pending = list(range(len(inputs)))
-        config: RunnableConfig = {"max_concurrency": self.max_concurrency}
-        for attempt in range(self.max_retries + 1):
-            time.sleep(self._backoff(attempt))
-            results = runnable.batch(
-                [inputs[i] for i in pending], config=config, return_exceptions=True
-            )
-            pending, cause = self._collect(pending, results, outputs, attempt)
-            if not pending:
-                return self._read(outputs, requests)
-        assert cause is not None
-        raise self._error(len(pending), len(inputs), self.max_retries + 1, cause) from cause
+        runnable, inputs = self._calls(requests)
+        outputs, _ = batch_with_retry(
+            runnable, inputs, self.retry, max_concurrency=self.max_concurrency
+        )
+        return self._read(outputs, requests)
+
+    async def _abatch(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        runnable, inputs = self._calls(requests)
+        outputs, _ = await abatch_with_retry(
+            runnable, inputs, self.retry, max_concurrency=self.max_concurrency
+        )
+        return await asyncio.to_thread(self._read, outputs, requests)
 
     def score(self, items: Sequence[tuple[str, Opinion]]) -> list[ScoredAnswer]:
         """Score ``(prompt, opinion)`` pairs; results in input order.
@@ -340,28 +295,10 @@ class AnswerScorer:
         if not requests:
             return self._finish(keys, hits, {})
         if self.method == "logits":
-            answers = self._with_retries(lambda: self._score_logits(requests), len(requests))
+            answers = self._logits_with_retries(requests)
         else:
             answers = self._batch(requests)
         return self._finish(keys, hits, dict(zip(misses, answers, strict=True)))
-
-    # ---------------------------------------------------------------- async I/O
-    async def _abatch(self, requests: list[_Request]) -> list[ScoredAnswer]:
-        runnable = _bound_model(self.model, self.method)
-        inputs = [self.messages(p, q, c) for p, q, c in requests]
-        outputs: list[Any] = [None] * len(inputs)
-        pending = list(range(len(inputs)))
-        config: RunnableConfig = {"max_concurrency": self.max_concurrency}
-        for attempt in range(self.max_retries + 1):
-            await asyncio.sleep(self._backoff(attempt))
-            results = await runnable.abatch(
-                [inputs[i] for i in pending], config=config, return_exceptions=True
-            )
-            pending, cause = self._collect(pending, results, outputs, attempt)
-            if not pending:
-                return await asyncio.to_thread(self._read, outputs, requests)
-        assert cause is not None
-        raise self._error(len(pending), len(inputs), self.max_retries + 1, cause) from cause
 
     async def ascore(self, items: Sequence[tuple[str, Opinion]]) -> list[ScoredAnswer]:
         """Async `score`, with no blocking call on the event loop.
@@ -372,9 +309,7 @@ class AnswerScorer:
         keys, hits, misses = await asyncio.to_thread(self._plan, items)
         requests = list(misses.values())
         if requests and self.method == "logits":
-            answers = await asyncio.to_thread(
-                self._with_retries, lambda: self._score_logits(requests), len(requests)
-            )
+            answers = await asyncio.to_thread(self._logits_with_retries, requests)
         elif requests:
             answers = await self._abatch(requests)
         else:
