@@ -10,7 +10,8 @@ from fermi_graph_fakes import KeywordTarget, ScriptedOptimizer, keyword_prompt, 
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_fermi.errors import LLMCallError
-from langchain_fermi.graph import build_fermi_graph, optimize_user, result_from_state
+from langchain_fermi.graph import Node, build_fermi_graph, optimize_user, result_from_state
+from langchain_fermi.graph.sampling import estimate_tokens
 from langchain_fermi.questions import profile_prompt
 from langchain_fermi.types import FermiConfig, ScoredPrompt
 
@@ -210,6 +211,17 @@ def test_cost_counters_add_up() -> None:
     assert result.cost_per_iteration[0].prompt_tokens == 80  # usage metadata: 10 per call
     assert cost.prompt_tokens > 80  # the optimizer's prompts were counted (tiktoken estimate)
     assert cost.wall_seconds > 0
+    # who spent the tokens: the target's from its usage metadata (10 in, 1 out per call), the
+    # optimizer's estimated from its meta-prompts and replies; the sums are what users read
+    assert cost.target_prompt_tokens == 10 * cost.target_calls
+    assert cost.target_completion_tokens == cost.target_calls
+    assert result.cost_per_iteration[0].optimizer_tokens == 0
+    assert cost.optimizer_prompt_tokens == sum(estimate_tokens(p) for p in optimizer.prompts)
+    assert cost.optimizer_completion_tokens > 0
+    assert cost.prompt_tokens == cost.target_prompt_tokens + cost.optimizer_prompt_tokens
+    assert cost.total_tokens == cost.target_tokens + cost.optimizer_tokens
+    for field in ("target_prompt_tokens", "optimizer_prompt_tokens", "optimizer_completion_tokens"):
+        assert getattr(cost, field) == sum(getattr(c, field) for c in result.cost_per_iteration)
 
 
 def test_optimizer_errors_are_retried_then_raised() -> None:
@@ -272,11 +284,14 @@ def test_stream_updates_are_per_node_and_small() -> None:
     graph = build_fermi_graph(KeywordTarget(), ScriptedOptimizer(replies=GOOD), config=_config(T=1))
     updates = list(graph.stream({"user": make_user().model_dump(mode="json")}))
     nodes = [next(iter(u)) for u in updates]
+    assert nodes == [Node.SPLIT_OPINIONS, *Node.LOOP, *Node.LOOP]
+    # the published node names (STYLE.md), defined once in `Node`
     loop = ["generate_candidates", "evaluate_candidates", "extract_misaligned", "update_memory"]
-    assert nodes == ["split_opinions", *loop, *loop]
+    assert list(Node.ALL) == ["split_opinions", *loop]
+    assert set(graph.get_graph().nodes) == {"__start__", "__end__", *Node.ALL}
     for u in updates:
         assert "user" not in next(iter(u.values()))  # the user is never echoed back
-    last = updates[-1]["update_memory"]
+    last = updates[-1][Node.UPDATE_MEMORY]
     assert last["curve"] == [0.5]  # only the new point
     assert [p["text"] for p in last["scored"]] == [keyword_prompt("t1"), keyword_prompt("t3")]
     assert last["stop_reason"] == "iterations"
@@ -345,3 +360,19 @@ async def test_async_run_makes_no_blocking_calls_on_the_event_loop(tmp_path) -> 
         state = await graph.ainvoke(inputs)
     assert len(state["curve"]) == 3
     assert state["cost"]["target_calls"] == 8 * 5
+
+
+def test_builder_compiles_only_and_old_runner_paths_warn() -> None:
+    """`optimize_user` and friends moved out of `graph.builder`; 0.1.0's imports still work."""
+    from langchain_fermi.graph import builder, result, run
+
+    for name, module in [
+        ("optimize_user", run),
+        ("default_cache_path", run),
+        ("result_from_state", result),
+    ]:
+        with pytest.warns(DeprecationWarning, match=f"builder.{name} moved"):
+            assert getattr(builder, name) is getattr(module, name)
+    assert builder.__all__ == ["build_fermi_graph"]
+    with pytest.raises(AttributeError, match="no_such_name"):
+        builder.no_such_name  # noqa: B018

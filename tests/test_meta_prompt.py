@@ -13,8 +13,8 @@ from langchain_fermi.graph.prompts import (
     format_fermi_memory,
     parse_bracketed,
 )
-from langchain_fermi.questions import profile_prompt
 from langchain_fermi.graph.rules import misaligned_cases
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.types import ScoredPrompt, UserProfile
 
 # ----------------------------------------------------------------------------- parse_bracketed

@@ -1,11 +1,10 @@
-"""Fermi's optimization loop as a LangGraph `StateGraph`."""
+"""Fermi's optimization loop as a LangGraph `StateGraph`.
 
-from langchain_fermi.graph.builder import (
-    build_fermi_graph,
-    default_cache_path,
-    optimize_user,
-    result_from_state,
-)
+`builder` compiles the graph (state, nodes, edges); `run` runs it for one user (`optimize_user`:
+checkpoints, resume, progress); `result` turns its state into a `FermiResult`.
+"""
+
+from langchain_fermi.graph.builder import build_fermi_graph
 from langchain_fermi.graph.nodes import FermiContext, should_continue
 from langchain_fermi.graph.prompts import (
     FERMI_META_PROMPT,
@@ -13,7 +12,9 @@ from langchain_fermi.graph.prompts import (
     build_meta_prompt,
     parse_bracketed,
 )
-from langchain_fermi.graph.state import FermiInput, FermiOutput, FermiState
+from langchain_fermi.graph.result import result_from_state
+from langchain_fermi.graph.run import default_cache_path, optimize_user
+from langchain_fermi.graph.state import FermiInput, FermiOutput, FermiState, Node
 
 __all__ = [
     "FERMI_META_PROMPT",
@@ -22,6 +23,7 @@ __all__ = [
     "FermiInput",
     "FermiOutput",
     "FermiState",
+    "Node",
     "build_fermi_graph",
     "build_meta_prompt",
     "default_cache_path",

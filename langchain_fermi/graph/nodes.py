@@ -24,7 +24,6 @@ from langchain_fermi.graph.prompts import (
     normalize_prompt,
     parse_bracketed,
 )
-from langchain_fermi.questions import profile_prompt
 from langchain_fermi.graph.rules import (
     budget_spent,
     misaligned_cases,
@@ -36,13 +35,15 @@ from langchain_fermi.graph.sampling import asample_replies, replies_cost, sample
 from langchain_fermi.graph.state import (
     DROP_REASONS,
     FermiState,
+    Node,
     costs,
     dump_prompts,
     load_prompts,
     load_user,
 )
+from langchain_fermi.questions import profile_prompt
 from langchain_fermi.scoring import AnswerScorer, ScoredAnswer, agreement
-from langchain_fermi.types import Cost, FermiConfig, Opinion, ScoredPrompt
+from langchain_fermi.types import Cost, FermiConfig, Opinion, ScoredPrompt, UserProfile
 
 __all__ = [
     "NODE_FUNCTIONS",
@@ -90,8 +91,9 @@ def _with_cost(state: FermiState, delta: Cost, started: float) -> dict[str, Any]
     return (costs(state.get("iteration_cost")) + delta).model_dump(mode="json")
 
 
-def _opinions(state: FermiState, key: str) -> list[Opinion]:
-    by_id = {o.id: o for o in load_user(state).opinions}
+def _opinions(user: UserProfile, state: FermiState, key: str) -> list[Opinion]:
+    """The user's opinions listed under ``key`` (``scoring_ids`` / ``demo_ids``), in order."""
+    by_id = {o.id: o for o in user.opinions}
     return [by_id[i] for i in state.get(key, [])]  # type: ignore[literal-required]
 
 
@@ -148,11 +150,12 @@ def _initial_candidates(state: FermiState) -> list[str]:
 
 def meta_prompt(state: FermiState, ctx: FermiContext) -> str:
     """The optimizer's prompt for the current memory (Fermi's or OPRO's, by ``variant``)."""
+    user = load_user(state)  # once per node call: its opinions give the demonstrations too
     return build_meta_prompt(
         ctx.config.variant,
         load_prompts(state.get("memory")),
-        _opinions(state, "demo_ids")[: ctx.config.max_demos],
-        user=load_user(state),
+        _opinions(user, state, "demo_ids")[: ctx.config.max_demos],
+        user=user,
         num_questions=len(state.get("scoring_ids", [])),
         max_failures_shown=ctx.config.max_failures_shown,
     )
@@ -273,8 +276,8 @@ def _answers_cost(answers: list[ScoredAnswer]) -> Cost:
     return Cost(
         target_calls=len(fresh),
         cache_hits=sum(a.cached for a in answers),
-        prompt_tokens=sum(a.prompt_tokens for a in fresh),
-        completion_tokens=sum(a.completion_tokens for a in fresh),
+        target_prompt_tokens=sum(a.prompt_tokens for a in fresh),
+        target_completion_tokens=sum(a.completion_tokens for a in fresh),
     )
 
 
@@ -317,7 +320,7 @@ def evaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     across a resume when the cache is on disk. When a budget runs out mid-iteration, the
     candidates not yet scored are skipped (the budget stop rule then ends the loop).
     """
-    run = _Evaluation(state, ctx, _opinions(state, "scoring_ids"))
+    run = _Evaluation(state, ctx, _opinions(load_user(state), state, "scoring_ids"))
     for text in state.get("candidates", []):
         if run.record(text, ctx.scorer.score(run.items(text))):
             break
@@ -326,7 +329,7 @@ def evaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
 
 async def aevaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """Async `evaluate_candidates`."""
-    run = _Evaluation(state, ctx, _opinions(state, "scoring_ids"))
+    run = _Evaluation(state, ctx, _opinions(load_user(state), state, "scoring_ids"))
     for text in state.get("candidates", []):
         if run.record(text, await ctx.scorer.ascore(run.items(text))):
             break
@@ -339,7 +342,7 @@ async def aevaluate_candidates(state: FermiState, ctx: FermiContext) -> dict[str
 def extract_misaligned(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """Attach to each new prompt its mis-aligned responses: (index, question, user's answer,
     model's answer) where ``s < tau``; the first memory entry shows them to the optimizer."""
-    opinions = _opinions(state, "scoring_ids")
+    opinions = _opinions(load_user(state), state, "scoring_ids")
     prompts = [
         sp.model_copy(update={"misaligned": misaligned_cases(sp, opinions, ctx.config.tau)})
         for sp in load_prompts(state.get("new_scored"))
@@ -376,14 +379,14 @@ def update_memory(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
 
 def should_continue(state: FermiState) -> str:
     """Route after `update_memory`: back to ``generate_candidates``, or ``END`` once stopped."""
-    return END if state.get("stop_reason") else "generate_candidates"
+    return END if state.get("stop_reason") else Node.GENERATE_CANDIDATES
 
 
 NODE_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]] = {
-    "split_opinions": (split_opinions, None),
-    "generate_candidates": (generate_candidates, agenerate_candidates),
-    "evaluate_candidates": (evaluate_candidates, aevaluate_candidates),
-    "extract_misaligned": (extract_misaligned, None),
-    "update_memory": (update_memory, None),
+    Node.SPLIT_OPINIONS: (split_opinions, None),
+    Node.GENERATE_CANDIDATES: (generate_candidates, agenerate_candidates),
+    Node.EVALUATE_CANDIDATES: (evaluate_candidates, aevaluate_candidates),
+    Node.EXTRACT_MISALIGNED: (extract_misaligned, None),
+    Node.UPDATE_MEMORY: (update_memory, None),
 }
 """Node name -> (sync, async) function; pure nodes need no async twin."""

@@ -1,5 +1,6 @@
-"""The texts Fermi sends: the initial profile prompt, the Fermi and OPRO meta-prompts, and the
-parser that reads the optimizer's new prompt back from square brackets.
+"""The texts Fermi sends the optimizer: the Fermi and OPRO meta-prompts, and the parser that
+reads the optimizer's new prompt back from square brackets (the initial profile prompt is
+`langchain_fermi.questions.profile_prompt`, what the target sees).
 
 Templates are module constants filled with ``str.format`` so they can be read, diffed and
 overridden in one place. Everything here is pure (no I/O, no model calls).
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from langchain_fermi.questions import format_question
+from langchain_fermi.questions import NO_PROFILE, format_question
 from langchain_fermi.types import OPTION_LETTERS, MisalignedCase, Opinion, ScoredPrompt, UserProfile
 
 __all__ = [

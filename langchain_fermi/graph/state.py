@@ -23,6 +23,7 @@ __all__ = [
     "FermiInput",
     "FermiOutput",
     "FermiState",
+    "Node",
     "costs",
     "dump_prompts",
     "load_prompts",
@@ -31,6 +32,30 @@ __all__ = [
 
 DROP_REASONS = ("duplicate", "empty", "unparseable")
 """Why an optimizer output was not scored."""
+
+
+class Node:
+    """The graph's node names, written once: builder edges, router, progress and tests use these.
+
+    Example:
+        >>> chunk = {Node.UPDATE_MEMORY: {"curve": [0.6]}}  # a ``stream_mode="updates"`` chunk
+    """
+
+    SPLIT_OPINIONS = "split_opinions"
+    GENERATE_CANDIDATES = "generate_candidates"
+    EVALUATE_CANDIDATES = "evaluate_candidates"
+    EXTRACT_MISALIGNED = "extract_misaligned"
+    UPDATE_MEMORY = "update_memory"
+
+    LOOP: tuple[str, ...] = (
+        GENERATE_CANDIDATES,
+        EVALUATE_CANDIDATES,
+        EXTRACT_MISALIGNED,
+        UPDATE_MEMORY,
+    )
+    """One iteration, in order (``update_memory`` routes back to its first node or ends)."""
+    ALL: tuple[str, ...] = (SPLIT_OPINIONS, *LOOP)
+    """Every node, in the order a run first reaches them."""
 
 
 class FermiInput(TypedDict, total=False):

@@ -1,0 +1,183 @@
+"""Running Fermi for one user: `optimize_user`, with checkpoints, resume and a progress bar.
+
+A SQLite checkpoint (a path, or any LangGraph checkpointer) makes a killed run resume from its
+last completed step; the score cache next to it (`default_cache_path`) means a resumed run never
+scores a (prompt, question) twice. The graph itself is `langchain_fermi.graph.builder`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from langchain_fermi.graph.builder import build_fermi_graph
+from langchain_fermi.graph.result import result_from_state
+from langchain_fermi.graph.rules import last_iteration
+from langchain_fermi.graph.state import Node
+from langchain_fermi.models import get_chat_model, model_id
+from langchain_fermi.scoring import ScoreCache
+from langchain_fermi.types import FermiConfig, FermiResult, ScoredPrompt, UserProfile
+
+__all__ = ["default_cache_path", "optimize_user"]
+
+logger = logging.getLogger(__name__)
+
+
+def _sqlite_file(saver: BaseCheckpointSaver) -> Path | None:
+    """The database file behind a `SqliteSaver` (None for other savers or ``:memory:``)."""
+    conn = getattr(saver, "conn", None)
+    if not isinstance(conn, sqlite3.Connection):
+        return None
+    rows = conn.execute("PRAGMA database_list").fetchall()
+    files = [r[2] for r in rows if r[1] == "main" and r[2]]
+    return Path(files[0]) if files else None
+
+
+def default_cache_path(checkpoint_path: str | Path) -> Path:
+    """Where the score cache lives next to a checkpoint database: ``<name>.scores.sqlite``."""
+    path = Path(checkpoint_path)
+    return path.with_name(f"{path.stem}.scores.sqlite")
+
+
+@contextmanager
+def _checkpointer(
+    checkpointer: BaseCheckpointSaver | str | Path | None,
+) -> Iterator[BaseCheckpointSaver | None]:
+    """A path opens a `SqliteSaver` for the run and closes it afterwards."""
+    if checkpointer is None or isinstance(checkpointer, BaseCheckpointSaver):
+        yield checkpointer
+        return
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = Path(checkpointer).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def _fingerprint(inputs: dict[str, Any], config: FermiConfig, models: Sequence[str]) -> str:
+    raw = json.dumps(
+        [inputs["user"], inputs["warm_start"], config.model_dump(mode="json"), list(models)],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def _progress_bar(enabled: bool, total: int, user_id: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"fermi {user_id}", unit="it", leave=True)
+
+
+def _track(bar: Any, mode: str, chunk: Any) -> None:
+    """Advance the progress bar on iteration ends; show candidate scoring in its postfix."""
+    if bar is None:
+        return
+    if mode == "custom" and isinstance(chunk, dict) and chunk.get("event") == "scored":
+        bar.set_postfix_str(f"scoring {chunk['done']}/{chunk['total']}", refresh=True)
+    elif mode == "updates" and isinstance(chunk, dict) and Node.UPDATE_MEMORY in chunk:
+        update = chunk[Node.UPDATE_MEMORY] or {}
+        bar.update(1)
+        best = (update.get("curve") or [0.0])[-1]
+        bar.set_postfix_str(f"best {best:.3f}", refresh=True)
+
+
+def _stream(
+    graph: CompiledStateGraph, inputs: dict[str, Any] | None, run_config: RunnableConfig, bar: Any
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for mode, chunk in graph.stream(
+        inputs, run_config, stream_mode=["updates", "custom", "values"]
+    ):
+        if mode == "values":
+            values = chunk
+        else:
+            _track(bar, mode, chunk)
+    return values
+
+
+def optimize_user(
+    user: UserProfile | dict[str, Any],
+    target_model: str | BaseChatModel | None = None,
+    optimizer_model: str | BaseChatModel | None = None,
+    *,
+    config: FermiConfig | None = None,
+    checkpointer: BaseCheckpointSaver | str | Path | None = None,
+    thread_id: str | None = None,
+    cache: ScoreCache | str | Path | None = None,
+    warm_start: Sequence[str | ScoredPrompt] | None = None,
+    progress: bool = True,
+) -> FermiResult:
+    """Run Fermi for one user and return the learned prompts.
+
+    Args:
+        user: the user (profile + opinions).
+        target_model: the model to personalize (offline default when ``None``).
+        optimizer_model: the model that writes prompts (offline default when ``None``).
+        config: hyperparameters.
+        checkpointer: a checkpoint saver, or a path to a SQLite file. With one, a run that
+            was killed resumes from its last completed step when called again with the same
+            thread id; a finished thread returns its final state without any model call.
+        thread_id: defaults to the user id.
+        cache: a `ScoreCache` or a path. Defaults to ``<checkpoint>.scores.sqlite`` next to a
+            SQLite checkpoint, so a resumed run never scores a (prompt, question) twice.
+        warm_start: prompts from a previous optimization, scored in iteration 0 next to the
+            initial prompt (re-scored on the current opinions; cheap for unchanged ones).
+        progress: show a tqdm bar over iterations (and candidate scoring).
+
+    Raises:
+        LLMCallError: a model call still failed after its retries (the checkpoint keeps the
+            last completed step).
+    """
+    user = user if isinstance(user, UserProfile) else UserProfile.model_validate(user)
+    config = config or FermiConfig()
+    target = get_chat_model(target_model, role="target", temperature=config.target_temperature)
+    optimizer = get_chat_model(
+        optimizer_model, role="optimizer", temperature=config.optimizer_temperature
+    )
+    texts = [w.text if isinstance(w, ScoredPrompt) else str(w) for w in warm_start or []]
+    inputs: dict[str, Any] = {"user": user.model_dump(mode="json"), "warm_start": texts}
+    inputs["fingerprint"] = _fingerprint(inputs, config, [model_id(target), model_id(optimizer)])
+    run_config: RunnableConfig = {"configurable": {"thread_id": thread_id or user.user_id}}
+    with _checkpointer(checkpointer) as saver:
+        if cache is None and saver is not None and (db := _sqlite_file(saver)) is not None:
+            cache = default_cache_path(db)
+        graph = build_fermi_graph(target, optimizer, config=config, checkpointer=saver, cache=cache)
+        start: dict[str, Any] | None = inputs
+        done = 0
+        if saver is not None:
+            snapshot = graph.get_state(run_config)
+            if snapshot.values.get("fingerprint") == inputs["fingerprint"]:
+                if not snapshot.next and snapshot.values.get("stop_reason"):
+                    logger.info("thread %s is finished; returning its final state", run_config)
+                    return result_from_state(snapshot.values, config)
+                start, done = None, len(snapshot.values.get("curve", []))
+                logger.info("resuming thread %s after %d iteration(s)", run_config, done)
+        bar = _progress_bar(progress, last_iteration(config) + 1, user.user_id)
+        if bar is not None:
+            bar.update(done)
+        try:
+            values = _stream(graph, start, run_config, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if saver is not None:
+            values = graph.get_state(run_config).values
+    return result_from_state(values, config)
