@@ -141,6 +141,49 @@ def test_cost_adds_up() -> None:
     assert (total.target_calls, total.total_tokens) == (3, 15)
 
 
+def test_cost_records_who_spent_the_tokens() -> None:
+    target = Cost(target_calls=3, target_prompt_tokens=30, target_completion_tokens=3)
+    optimizer = Cost(optimizer_calls=1, optimizer_prompt_tokens=500, optimizer_completion_tokens=40)
+    total = target + optimizer
+    assert (total.target_tokens, total.optimizer_tokens) == (33, 540)
+    assert (total.prompt_tokens, total.completion_tokens, total.total_tokens) == (530, 43, 573)
+    dumped = total.model_dump(mode="json")
+    assert dumped["prompt_tokens"] == 530 and dumped["completion_tokens"] == 43  # old keys stay
+    assert dumped["optimizer_prompt_tokens"] == 500
+    assert Cost.model_validate(dumped) == total  # a dump of this version round-trips
+    assert Cost.model_validate_json(total.model_dump_json()) == total
+    with pytest.raises(ValidationError, match="prompt_tokens 999 is not the sum"):
+        Cost.model_validate({**dumped, "prompt_tokens": 999})
+
+
+def test_costs_saved_by_0_1_0_still_load() -> None:
+    """0.1.0 saved only the sums: they load with their totals, counted to whoever made calls."""
+    mixed = {
+        "target_calls": 48,
+        "optimizer_calls": 8,
+        "prompt_tokens": 18290,
+        "completion_tokens": 1774,
+        "cache_hits": 0,
+        "wall_seconds": 84.5,
+    }
+    old = Cost.model_validate(mixed)
+    assert (old.prompt_tokens, old.completion_tokens, old.total_tokens) == (18290, 1774, 20064)
+    assert (old.target_calls, old.optimizer_calls, old.wall_seconds) == (48, 8, 84.5)
+    assert old.target_tokens == 20064  # 0.1.0 did not record the split: counted to the target
+    only_optimizer = Cost.model_validate({"optimizer_calls": 4, "prompt_tokens": 100})
+    assert (only_optimizer.optimizer_prompt_tokens, only_optimizer.target_tokens) == (100, 0)
+    saved = {
+        "user_id": "alice",
+        "prompts": [],
+        "memory": [],
+        "cost": mixed,
+        "cost_per_iteration": [{**mixed, "optimizer_calls": 0}],
+    }
+    result = FermiResult.model_validate_json(FermiResult.model_validate(saved).model_dump_json())
+    assert result.cost.total_tokens == 20064
+    assert result.cost_per_iteration[0].target_prompt_tokens == 18290
+
+
 def test_result_best_needs_memory() -> None:
     case = MisalignedCase(
         index=0,

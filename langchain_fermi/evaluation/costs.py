@@ -26,6 +26,8 @@ __all__ = [
     "call_tokens",
     "naive_optimization_cost",
     "naive_query_cost",
+    "optimization_cost",
+    "optimizer_share",
     "ratio",
 ]
 
@@ -51,8 +53,17 @@ def naive_query_cost(pairs: Iterable[tuple[str, Opinion]]) -> Cost:
         tokens += call_tokens(prompt, opinion.question, opinion.choices)
     return Cost(
         target_calls=calls,
-        prompt_tokens=tokens,
-        completion_tokens=calls * NAIVE_COMPLETION_TOKENS,
+        target_prompt_tokens=tokens,
+        target_completion_tokens=calls * NAIVE_COMPLETION_TOKENS,
+    )
+
+
+def optimizer_share(cost: Cost) -> Cost:
+    """The optimizer's calls and tokens out of ``cost`` (`Cost` records who spent what)."""
+    return Cost(
+        optimizer_calls=cost.optimizer_calls,
+        optimizer_prompt_tokens=cost.optimizer_prompt_tokens,
+        optimizer_completion_tokens=cost.optimizer_completion_tokens,
     )
 
 
@@ -65,7 +76,7 @@ def naive_optimization_cost(
         result: The optimization result; ``result.prompts`` is every prompt scored.
         opinions: The user's optimization opinions (to look questions up by id).
         optimizer: The optimizer's own calls and tokens, added unchanged (the naive loop makes
-            the same optimizer calls); default: ``result.cost.optimizer_calls`` with no tokens.
+            the same optimizer calls); default: the optimizer's share of ``result.cost``.
     """
     by_id = {o.id: o for o in opinions}
     missing = sorted({i for p in result.prompts for i in p.opinion_ids if i not in by_id})
@@ -74,12 +85,27 @@ def naive_optimization_cost(
         raise ValueError(msg)
     pairs = ((p.text, by_id[i]) for p in result.prompts for i in p.opinion_ids)
     naive = naive_query_cost(pairs)
-    opt = optimizer if optimizer is not None else Cost(optimizer_calls=result.cost.optimizer_calls)
-    return naive + Cost(
-        optimizer_calls=opt.optimizer_calls,
-        prompt_tokens=opt.prompt_tokens,
-        completion_tokens=opt.completion_tokens,
-    )
+    return naive + optimizer_share(optimizer if optimizer is not None else result.cost)
+
+
+def optimization_cost(
+    result: FermiResult, paid: Iterable[tuple[str, Opinion]], opinions: Sequence[Opinion]
+) -> tuple[Cost, Cost]:
+    """The optimization's actual and naive cost, target tokens counted the same way for both.
+
+    Both come from ``result.cost``, which records the target's and the optimizer's calls and
+    tokens apart. Only the target's prompt tokens are re-counted, with `call_tokens` over the
+    ``paid`` (prompt, opinion) pairs (the calls the target actually made), since the graph counts
+    them in the local model's own tokenizer and the naive loop in tiktoken's.
+
+    Args:
+        result: The optimization result.
+        paid: The (prompt, opinion) pairs the target was actually called on (not cache hits).
+        opinions: The user's optimization opinions (to look questions up by id).
+    """
+    recount = naive_query_cost(paid)
+    actual = result.cost.model_copy(update={"target_prompt_tokens": recount.target_prompt_tokens})
+    return actual, naive_optimization_cost(result, opinions)
 
 
 def ratio(naive: float, actual: float) -> float | None:

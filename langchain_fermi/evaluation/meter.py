@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from langchain_core.language_models import BaseChatModel
@@ -61,6 +61,23 @@ class RecordingCache(ScoreCache):
             self.keys.update(answers)
             self.fresh.update(answers)
         self.inner.put_many(answers)
+
+    def paid_pairs(
+        self, pairs: Iterable[tuple[str, Opinion]], key: Callable[[str, Opinion], str]
+    ) -> list[tuple[str, Opinion]]:
+        """The pairs whose answer the model produced through this view, each once, in order.
+
+        Args:
+            pairs: (prompt, opinion) pairs, e.g. every pair an optimization scored.
+            key: the cache key of a pair (`TestScorer.key`).
+        """
+        paid: dict[str, tuple[str, Opinion]] = {}
+        with self._lock:
+            for prompt, opinion in pairs:
+                k = key(prompt, opinion)
+                if k in self.fresh:
+                    paid.setdefault(k, (prompt, opinion))
+        return list(paid.values())
 
     def __contains__(self, key: object) -> bool:
         if isinstance(key, str):
@@ -122,8 +139,8 @@ class TestScorer:
                 made.setdefault((prompt, op.question, tuple(op.choices)), ans)
         cost = Cost(
             target_calls=len(made),
-            prompt_tokens=sum(call_tokens(p, q, c) for p, q, c in made),
-            completion_tokens=sum(a.completion_tokens for a in made.values()),
+            target_prompt_tokens=sum(call_tokens(p, q, c) for p, q, c in made),
+            target_completion_tokens=sum(a.completion_tokens for a in made.values()),
             cache_hits=hits + (len(pairs) - hits - len(made)),
             wall_seconds=wall,
         )

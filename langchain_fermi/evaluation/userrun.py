@@ -17,8 +17,9 @@ from typing import Literal
 from langchain_core.language_models import BaseChatModel
 
 from langchain_fermi.data import split_user
+from langchain_fermi.evaluation import costs
 from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
-from langchain_fermi.evaluation.costs import naive_optimization_cost, naive_query_cost
+from langchain_fermi.evaluation.costs import naive_query_cost
 from langchain_fermi.evaluation.meter import RecordingCache, TestScorer
 from langchain_fermi.evaluation.methods import (
     MethodPrompts,
@@ -98,35 +99,13 @@ def optimization_cost(
 ) -> tuple[Cost, Cost]:
     """The optimization's actual and naive cost, target tokens counted the same way for both.
 
-    The graph reports target tokens in the local model's own tokenizer and lumps them with the
-    optimizer's; here the target calls actually made are the answers written to the cache by
-    this optimization (``recorder.fresh``), re-counted with `call_tokens` like the naive loop's,
-    and the optimizer's share is what remains of the graph's total.
+    `Cost` records the target's and the optimizer's share apart (`costs.optimization_cost`);
+    the target calls actually made are those this optimization wrote to the cache.
     """
     by_id = {o.id: o for o in optimize}
-    fresh_pairs: dict[str, tuple[str, Opinion]] = {}
-    for p in result.prompts:
-        for i in p.opinion_ids:
-            key = scorer.key(p.text, by_id[i])
-            if key in recorder.fresh:
-                fresh_pairs.setdefault(key, (p.text, by_id[i]))
-    answers = list(recorder.fresh.values())
-    graph_prompt = sum(a.prompt_tokens for a in answers)
-    graph_completion = sum(a.completion_tokens for a in answers)
-    optimizer = Cost(
-        optimizer_calls=result.cost.optimizer_calls,
-        prompt_tokens=max(0, result.cost.prompt_tokens - graph_prompt),
-        completion_tokens=max(0, result.cost.completion_tokens - graph_completion),
-    )
-    target = naive_query_cost(fresh_pairs.values())
-    actual = optimizer + Cost(
-        target_calls=len(recorder.fresh),
-        prompt_tokens=target.prompt_tokens,
-        completion_tokens=graph_completion,
-        cache_hits=result.cost.cache_hits,
-        wall_seconds=result.cost.wall_seconds,
-    )
-    return actual, naive_optimization_cost(result, optimize, optimizer=optimizer)
+    pairs = ((p.text, by_id[i]) for p in result.prompts for i in p.opinion_ids)
+    paid = recorder.paid_pairs(pairs, scorer.key)
+    return costs.optimization_cost(result, paid, optimize)
 
 
 def _record(
