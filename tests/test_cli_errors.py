@@ -19,7 +19,13 @@ from fermi_store_fakes import economy_and_gun_prompts, make_result, make_user, p
 
 import langchain_fermi.models
 from langchain_fermi.cli import main
-from langchain_fermi.cli._common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK
+from langchain_fermi.cli._common import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    EXIT_OK,
+    UsageError,
+    error_line,
+)
 from langchain_fermi.data import save_users
 from langchain_fermi.store import FermiStore
 
@@ -221,6 +227,37 @@ def test_unexpected_errors_and_interrupts(
     monkeypatch.setattr(users_cli, "describe_users", boom)
     got, _, err = _run(capsys, ["users", "list", "--store", str(paths["store"])])
     assert got == code and err.startswith(line) and err.count("\n") == 1
+
+
+def _validation_error() -> Exception:
+    from langchain_fermi.types import FermiConfig
+
+    try:
+        FermiConfig(K=0)
+    except Exception as e:
+        return e
+    raise AssertionError("FermiConfig(K=0) was accepted")
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (PermissionError(13, "Permission denied", "/x/s"), 1, "/x/s: permission denied (check "),
+        (
+            FileNotFoundError(2, "No such file", "a.json"),
+            1,
+            "a.json: no such file (check the path)",
+        ),
+        (UsageError("argument -K: bad"), 2, "argument -K: bad"),
+        (ValueError("two\n  lines"), 1, "two lines"),
+        (RuntimeError("x" * 5000), 1, "x" * 100),
+        (_validation_error(), 1, "K: Input should be greater than or equal to 1"),
+    ],
+)
+def test_error_lines(error: Exception, code: int, line: str) -> None:
+    got_code, got = error_line(error)
+    assert got_code == code and got.startswith(line)
+    assert "\n" not in got and len(got) <= 600
 
 
 def test_long_runs_say_how_to_resume_when_interrupted() -> None:

@@ -120,11 +120,11 @@ def add_debug_argument(parser: argparse.ArgumentParser, *, default: Any = False)
 
 def add_json_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """``--json``: print ``what`` as JSON on stdout (messages go to stderr)."""
-    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+    parser.add_argument("--json", action="store_true", help=f"JSON on stdout: {what}")
 
 
 def add_model_arguments(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    parser: argparse.ArgumentParser,
     *,
     optimizer: bool = True,
     default: str | None = None,
@@ -235,7 +235,7 @@ def open_store_at(path: Path | None, *, embeddings: Any = None) -> FermiStore:
     if checked is None and not os.environ.get("FERMI_CHROMA_HOST"):
         checked = Path(default_store_path())
     if checked is not None and checked.exists() and not checked.is_dir():
-        msg = f"--store {checked}: is a file, not a store folder (pass the folder of a Fermi store)"
+        msg = f"{checked}: is a file, not a store folder (--store must name a store's folder)"
         raise NotADirectoryError(msg)
     try:
         return FermiStore(path, embeddings=embeddings)
@@ -358,13 +358,13 @@ def error_line(e: BaseException, *, hint: bool = True) -> tuple[int, str]:
         return EXIT_ERROR, " ".join(validation_message(e).split())
     if isinstance(e, OSError) and e.filename is not None:
         what = (e.strerror or type(e).__name__).lower()
-        hint = {
+        advice = {
             FileNotFoundError: "check the path",
             IsADirectoryError: "expected a file",
             NotADirectoryError: "expected a folder",
             PermissionError: "check the permissions",
         }.get(type(e))
-        return EXIT_ERROR, f"{e.filename}: {what}" + (f" ({hint})" if hint else "")
+        return EXIT_ERROR, f"{e.filename}: {what}" + (f" ({advice})" if advice else "")
     text = _one_line(e)
     expected = (FermiError, ValueError, OSError, ImportError, RuntimeError)
     if isinstance(e, expected) and type(e) is not KeyError and text:

@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     r.add_argument("--fresh", action="store_true", help="delete this run's results and cache first")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    add_json_argument(r, "a summary of the report (the tables go to stderr)")
+    add_json_argument(parser, "the report's summary (the tables go to stderr)")
     return parser
 
 
