@@ -154,6 +154,8 @@ def test_cost_records_who_spent_the_tokens() -> None:
     assert Cost.model_validate_json(total.model_dump_json()) == total
     with pytest.raises(ValidationError, match="prompt_tokens 999 is not the sum"):
         Cost.model_validate({**dumped, "prompt_tokens": 999})
+    with pytest.raises(ValidationError, match="target_prompt_tokens"):
+        Cost.model_validate({**dumped, "target_prompt_tokens": "many"})
 
 
 def test_costs_saved_by_0_1_0_still_load() -> None:
