@@ -9,10 +9,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceededError",
+    "DamagedUserError",
     "FermiError",
     "LLMCallError",
     "ModelNotInstalledError",
     "NoPromptsError",
+    "StoreLockedError",
+    "StoreReadOnlyError",
     "UnknownUserError",
     "validation_message",
 ]
@@ -27,6 +30,19 @@ class UnknownUserError(FermiError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "unknown user"
+
+
+class StoreLockedError(FermiError, TimeoutError):
+    """Another process kept writing an embedded store past the lock timeout (one writer at a
+    time per store folder; many writer processes need a Chroma server)."""
+
+
+class StoreReadOnlyError(FermiError, PermissionError):
+    """A write to a store opened read-only (or whose folder this process cannot write)."""
+
+
+class DamagedUserError(FermiError, RuntimeError):
+    """A user's stored rows cannot be read back; other users are unaffected."""
 
 
 class NoPromptsError(FermiError, LookupError):
