@@ -6,25 +6,43 @@ similar past opinions are retrieved, and the prompt that did best *on those opin
 prompt that is right about the user's views on, say, guns is preferred for a gun question even
 when another prompt has the higher overall score. Everything here is pure (no I/O); `FermiStore`
 supplies the neighbours and `FermiPersonalizer` turns the selection into messages.
+
+`select_for_question` (through `PromptSelector`, which reads a store) is the one selection path:
+`FermiPersonalizer`, the agent middleware and the benchmark all choose through it, so what the
+benchmark measures is what users are served.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from langchain_fermi.errors import NoPromptsError
+from langchain_fermi.errors import NoPromptsError, UnknownUserError
 from langchain_fermi.questions import profile_prompt
-from langchain_fermi.types import Opinion, ScoredPrompt, UserProfile
+from langchain_fermi.types import (
+    DEFAULT_NUM_NEIGHBORS,
+    Opinion,
+    ScoredPrompt,
+    UserProfile,
+    scored_opinion_ids,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
+    "FALLBACKS",
+    "STRATEGIES",
+    "Fallback",
     "Neighbour",
     "PromptAccuracy",
     "PromptSelection",
     "Strategy",
+    "UserView",
     "build_profile_prompt",
+    "select_for_question",
     "select_prompt",
 ]
 
@@ -33,6 +51,13 @@ Strategy = Literal["retrieval", "best", "profile"]
 prompt overall; ``profile``: the profile-only prompt, no optimization (the paper's baseline)."""
 
 STRATEGIES: tuple[str, ...] = ("retrieval", "best", "profile")
+
+Fallback = Literal["profile", "none", "raise"]
+"""For a user without learned prompts: the profile prompt, no system prompt, or raise
+`NoPromptsError`. An unknown user gets no system prompt under ``"none"`` and raises
+`UnknownUserError` otherwise (there is no profile to build a prompt from)."""
+
+FALLBACKS: tuple[str, ...] = ("profile", "none", "raise")
 
 
 class Neighbour(BaseModel):
@@ -73,6 +98,23 @@ class PromptSelection(BaseModel):
     accuracies: list[PromptAccuracy] = Field(default_factory=list)
     explanation: str = ""
     user_id: str | None = None
+    fallback: str | None = Field(
+        None, description="The fallback that chose this ('profile', 'none'); None: no fallback."
+    )
+
+    def trace(self) -> dict[str, Any]:
+        """What a trace should show: the choice and the reason, opinion ids but no texts."""
+        p = self.prompt
+        return {
+            "user_id": self.user_id,
+            "strategy": self.strategy,
+            "fallback": self.fallback,
+            "prompt": p.text if p is not None else None,
+            "prompt_index": self.index,
+            "prompt_score": p.score if p is not None else None,
+            "neighbours": [n.opinion_id for n in self.neighbours],
+            "explanation": self.explanation,
+        }
 
 
 def build_profile_prompt(user: UserProfile, *, model: str = "unknown") -> ScoredPrompt:
@@ -248,3 +290,94 @@ def _select_profile(
         explanation=explanation,
         user_id=user_id,
     )
+
+
+# -- the one selection path -----------------------------------------------------------------------
+class UserView(Protocol):
+    """What selection reads of a stored user (`FermiStore.snapshot` returns one)."""
+
+    @property
+    def prompts(self) -> Sequence[ScoredPrompt]: ...  # best first
+
+    @property
+    def record(self) -> Any: ...  # its ``attributes`` build the profile prompt
+
+    def nearest(
+        self, query: np.ndarray, k: int, *, among: Collection[str] | None = None
+    ) -> list[tuple[Opinion, float]]: ...  # nearest first
+
+
+def _no_prompt(user_id: str, explanation: str) -> PromptSelection:
+    return PromptSelection(
+        prompt=None, strategy="none", explanation=explanation, user_id=user_id, fallback="none"
+    )
+
+
+def select_for_question(
+    user: UserView | None,
+    query_vector: np.ndarray | Callable[[], np.ndarray] | None,
+    *,
+    user_id: str,
+    strategy: Strategy = "retrieval",
+    num_neighbors: int = DEFAULT_NUM_NEIGHBORS,
+    fallback: Fallback = "raise",
+    scored_only: bool = True,
+) -> PromptSelection:
+    """Choose a stored user's prompt for one question: the selection every caller shares.
+
+    Pure apart from ``query_vector`` when it is a function (called only when retrieval needs
+    the embedding, so ``best``/``profile`` and users without prompts embed nothing).
+
+    Args:
+        user: The user's stored view (`FermiStore.snapshot`); ``None`` for an unknown user.
+        query_vector: The question's embedding, a function returning it, or ``None`` when there
+            is no question (``retrieval`` then uses the best prompt overall).
+        user_id: The user, for messages.
+        strategy: ``"retrieval"`` (Fermi), ``"best"`` or ``"profile"``.
+        num_neighbors: Ñ, the nearest past opinions compared on.
+        fallback: For a user without learned prompts (see `Fallback`).
+        scored_only: Retrieve only among the opinions the prompts were scored on.
+
+    Raises:
+        UnknownUserError: ``user`` is None and ``fallback`` is not ``"none"``.
+        NoPromptsError: The user has no learned prompts and ``fallback`` is ``"raise"``.
+    """
+    if user is None:
+        if fallback == "none":
+            return _no_prompt(
+                user_id, f"unknown user {user_id!r}: fallback 'none', no system prompt"
+            )
+        msg = f"unknown user {user_id!r}: the store has no such user"
+        raise UnknownUserError(msg)
+    prompts = list(user.prompts)
+    if strategy == "profile" or (not prompts and fallback == "profile"):
+        profile = UserProfile(user_id=user_id, attributes=user.record.attributes)
+        model = prompts[0].model if prompts else "unknown"
+        built = build_profile_prompt(profile, model=model)
+        sel = _select_profile(prompts, [], built, repr(user_id), user_id)
+        if strategy != "profile":
+            sel.fallback = "profile"
+            sel.explanation = (
+                f"user {user_id!r} has no optimized prompts; fallback 'profile': {sel.explanation}"
+            )
+        return sel
+    if not prompts:
+        if fallback == "none":
+            return _no_prompt(
+                user_id, f"user {user_id!r} has no optimized prompts; fallback 'none'"
+            )
+        msg = (
+            f"user {user_id!r} has no optimized prompts: run `fermi optimize` / optimize_user and "
+            "save the result, or select with fallback='profile' or 'none'"
+        )
+        raise NoPromptsError(msg)
+    if strategy != "retrieval":
+        return select_prompt(prompts, [], strategy=strategy, user_id=user_id)
+    query = query_vector() if callable(query_vector) else query_vector
+    if query is None:
+        sel = select_prompt(prompts, [], strategy="best", user_id=user_id)
+        sel.explanation = f"no question to retrieve neighbours for; {sel.explanation}"
+        return sel
+    among = scored_opinion_ids(prompts) if scored_only else None
+    neighbours = user.nearest(query, num_neighbors, among=among or None)
+    return select_prompt(prompts, neighbours, strategy="retrieval", user_id=user_id)

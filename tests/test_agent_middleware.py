@@ -163,3 +163,22 @@ def test_personalize_messages_for_hand_built_graphs(fermi: FermiStore):
     assert personalize_messages(fermi, "zed", [HumanMessage(GUN_Q)]) == [HumanMessage(GUN_Q)]
     # no human message yet: the best prompt overall
     assert personalize_messages(fermi, "alice", [])[0].content == ECON
+
+
+def test_one_selector_serves_every_model_call(fermi: FermiStore, monkeypatch):
+    from langchain_fermi.personalizer import PromptSelector
+
+    used: list[int] = []
+    real = PromptSelector.select
+
+    def spy(self, store, user_id, question):
+        used.append(id(self))
+        return real(self, store, user_id, question)
+
+    monkeypatch.setattr(PromptSelector, "select", spy)
+    middleware = FermiMiddleware(fermi, num_neighbors=2)
+    agent = create_agent(RecordingChatModel(), middleware=[middleware])
+    for user, question in (("alice", GUN_Q), ("bob", TAX_Q), ("alice", TAX_Q)):
+        run(agent, question, user)
+    assert used == [id(middleware.selector)] * 3
+    assert middleware.selector == PromptSelector("retrieval", 2, "profile")

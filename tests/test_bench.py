@@ -317,10 +317,9 @@ def test_cli_options_map_to_the_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import argparse
-    import importlib
+    import runpy
+    import sys
 
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the repo root
-    script_main = importlib.import_module("benchmarks.opinionqa").main
     from langchain_fermi.cli import build_parser
     from langchain_fermi.cli.bench import add_arguments, config_from_args
 
@@ -360,8 +359,13 @@ def test_cli_options_map_to_the_config(
     # `fermi bench` has the same options
     args = build_parser().parse_args(["bench", *argv])
     assert config_from_args(args) == config
-    # a bad method is a usage error naming the choices, not a traceback
-    assert script_main(["--methods", "zero_shot,bogus", "--results-dir", str(tmp_path)]) == 2
+    # the script is `fermi bench` itself: a bad method is a usage error naming the choices
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the repo root
+    bad = ["--methods", "zero_shot,bogus", "--results-dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", ["opinionqa", *bad])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("benchmarks.opinionqa", run_name="__main__")
+    assert exit_.value.code == 2
     assert "bogus" in capsys.readouterr().err
 
 
@@ -393,3 +397,57 @@ def test_leak_check_reads_the_recorded_cache_keys(models: Any) -> None:
     # a recorder that saw nothing cannot vouch for anything
     blind = userrun.leak_check([result], [RecordingCache(ScoreCache())], optimize, test, scorer)
     assert blind.ok and not blind.cache_verified
+
+
+def test_fermi_rop_selects_what_fermi_ask_serves(
+    tmp_path: Path, models: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test question of a small run is answered with the prompt `FermiPersonalizer`
+    (what `fermi ask` and the agent middleware use) picks from an independently saved store."""
+    from langchain_fermi.evaluation.meter import TestScorer
+    from langchain_fermi.personalizer import FermiPersonalizer
+    from langchain_fermi.store import FermiStore, result_prompts
+    from langchain_fermi.types import FermiResult
+
+    learned: dict[str, tuple[UserProfile, FermiResult]] = {}
+    real_optimize = userrun.optimize_variant
+
+    def keep(user: UserProfile, variant: Any, ctx: Any) -> Any:
+        result, recorder = real_optimize(user, variant, ctx)
+        if variant == "fermi":
+            learned[user.user_id] = (user, result)
+        return result, recorder
+
+    monkeypatch.setattr(userrun, "optimize_variant", keep)
+    asked: dict[str, str] = {}  # test opinion id -> system prompt it was scored with
+    real_predict = TestScorer.predict
+
+    def spy(self: TestScorer, pairs: Any) -> Any:
+        asked.update((o.id, p) for p, o in pairs)
+        return real_predict(self, pairs)
+
+    monkeypatch.setattr(TestScorer, "predict", spy)
+    report = _run(_config(tmp_path, methods="fermi_rop", max_users=3), models)
+
+    served = FermiStore(tmp_path / "served", embeddings=DeterministicFakeEmbedding(size=16))
+    personalizer = FermiPersonalizer(served, num_neighbors=2)
+    chosen: set[str] = set()
+    for r in report.users:
+        split, result = learned[r.user_id]
+        assert {o.id for o in split.opinions} == set(r.optimize_ids)  # no test opinion stored
+        served.save_result(result, user=split)
+        full = next(u for u in USERS if u.user_id == r.user_id)
+        details = r.methods["fermi_rop"].detail
+        assert len(details) == len(r.test_ids) == 5
+        for oid, detail in zip(r.test_ids, details, strict=True):
+            sel = personalizer.select_prompt(r.user_id, full.opinion(oid).question)
+            assert sel.prompt is not None
+            assert asked[oid] == sel.prompt.text
+            assert detail == {
+                "neighbours": [n.opinion_id for n in sel.neighbours],
+                "prompt_index": sel.index,
+            }
+            assert set(detail["neighbours"]) <= set(r.optimize_ids)
+            assert sel.prompt.text in {p.text for p in result_prompts(result)}
+            chosen.add(sel.prompt.text)
+    assert len(chosen) >= 2  # retrieval, not one best prompt for everything

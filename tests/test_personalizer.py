@@ -16,8 +16,7 @@ from langchain_core.runnables import RunnableLambda
 
 from langchain_fermi.errors import NoPromptsError, UnknownUserError
 from langchain_fermi.personalizer import FermiPersonalizer
-from langchain_fermi.questions import format_question
-from langchain_fermi.questions import profile_prompt
+from langchain_fermi.questions import format_question, profile_prompt
 from langchain_fermi.store import FermiStore
 
 GUN_Q = "Would you buy a gun for self defense?"
@@ -161,8 +160,8 @@ def test_selection_embeds_the_query_once_and_caches_it(store: FermiStore):
 @pytest.mark.local_model
 def test_lcel_chain_with_the_real_local_model_and_embeddings(tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    from langchain_fermi.models.embeddings import MiniLMEmbeddings
     from langchain_fermi.models import get_chat_model
+    from langchain_fermi.models.embeddings import MiniLMEmbeddings
     from langchain_fermi.questions import parse_answer
 
     store = FermiStore(tmp_path / "chroma", embeddings=MiniLMEmbeddings())
@@ -180,3 +179,21 @@ def test_lcel_chain_with_the_real_local_model_and_embeddings(tmp_path: Path):
     assert isinstance(reply, str) and reply.strip()
     assert rec.chat_inputs[0][0] == SystemMessage(GUN_PROMPT)
     assert parse_answer(reply, choices).index in (0, 1, None)
+
+
+def test_the_selector_is_the_shared_selection_path(store: FermiStore):
+    from langchain_fermi.personalizer import PromptSelector
+
+    p = FermiPersonalizer(store, num_neighbors=8, fallback="profile")
+    assert p.selector == PromptSelector("retrieval", 8, "profile", True)
+    assert p.selector.select(store, "alice", GUN_Q) == p.select_prompt("alice", GUN_Q)
+    assert FermiPersonalizer(store, fallback=None).fallback == "raise"  # 0.1's spelling
+    for bad, match in (
+        ({"strategy": "oracle"}, "strategy"),
+        ({"fallback": "maybe"}, "fallback"),
+        ({"num_neighbors": 0}, "num_neighbors"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            PromptSelector(**bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="num_neighbors"):
+        PromptSelector(num_neighbors=2.5)  # type: ignore[arg-type]

@@ -6,7 +6,15 @@ Example:
     ...                      context_schema=FermiAgentContext, store=memory)
     >>> agent.invoke({"messages": [("user", "...")]}, context={"user_id": "alice"})
     >>> reoptimize("alice", memory, background=True)
+
+`reoptimize` runs the optimization graph, so it loads on first use: serving (the middleware)
+never imports optimization code.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from langchain_fermi.agents._memory_ops import CrossUserSearchError, ReadOnlyNamespaceError
 from langchain_fermi.agents.memory import FermiMemoryStore
@@ -16,7 +24,6 @@ from langchain_fermi.agents.middleware import (
     apersonalize_messages,
     personalize_messages,
 )
-from langchain_fermi.agents.reoptimize import reoptimize
 from langchain_fermi.agents.tools import (
     get_user_profile,
     live_opinion_id,
@@ -24,6 +31,9 @@ from langchain_fermi.agents.tools import (
     record_opinion,
     record_opinion_for,
 )
+
+if TYPE_CHECKING:  # type checkers see the real function; at run time it loads on first use
+    from langchain_fermi.agents.reoptimization import reoptimize
 
 __all__ = [
     "CrossUserSearchError",
@@ -40,3 +50,10 @@ __all__ = [
     "record_opinion_for",
     "reoptimize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "reoptimize":
+        return importlib.import_module("langchain_fermi.agents.reoptimization").reoptimize
+    msg = f"module 'langchain_fermi.agents' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -8,6 +8,8 @@ it in the system message. The user id comes from the run's context, never from t
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
@@ -29,8 +31,8 @@ from langchain_fermi.agents.context import (
 from langchain_fermi.agents.memory import FermiMemoryStore
 from langchain_fermi.agents.tools import make_opinion_tools
 from langchain_fermi.errors import UnknownUserError
-from langchain_fermi.personalizer import FermiPersonalizer
-from langchain_fermi.retrieval import STRATEGIES, PromptSelection, Strategy
+from langchain_fermi.personalizer import PromptSelector
+from langchain_fermi.retrieval import Fallback, PromptSelection, Strategy
 from langchain_fermi.store import FermiStore
 from langchain_fermi.types import DEFAULT_NUM_NEIGHBORS
 
@@ -45,16 +47,34 @@ __all__ = [
     "user_id_from_context",
 ]
 
-Fallback = Literal["profile", "none", "raise"]
-"""For a user without learned prompts: the profile prompt, no Fermi prompt, or raise. An
-unknown user gets no Fermi prompt under ``"profile"`` and ``"none"`` (there is no profile)."""
+logger = logging.getLogger(__name__)
 
 Placement = Literal["prepend", "replace"]
 """``prepend``: the Fermi prompt, a blank line, then the agent's own system prompt (if any);
 ``replace``: the Fermi prompt only."""
 
-_FALLBACKS = ("profile", "none", "raise")
 _PLACEMENTS = ("prepend", "replace")
+
+
+class _WarnOnce:
+    """Log a WARNING the first time a user id comes up, never again (bounded memory)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._seen: set[str] = set()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def __call__(self, user_id: str, msg: str, *args: object) -> None:
+        with self._lock:
+            if user_id in self._seen:
+                return
+            if len(self._seen) >= self._limit:
+                self._seen.clear()
+            self._seen.add(user_id)
+        logger.warning(msg, *args)
+
+
+_WARN_ONCE = _WarnOnce()  # for personalize_messages; each middleware has its own
 
 
 def _question(messages: Sequence[BaseMessage]) -> str:
@@ -65,29 +85,35 @@ def _question(messages: Sequence[BaseMessage]) -> str:
     return ""
 
 
-def _selector(store: FermiStore, strategy: Strategy, num_neighbors: int, fallback: Fallback):
-    mapped = {"profile": "profile", "none": "none", "raise": None}[fallback]
-    return FermiPersonalizer(store, strategy=strategy, num_neighbors=num_neighbors, fallback=mapped)
+def _selector(
+    strategy: Strategy, num_neighbors: int, fallback: Fallback, placement: str, strict: bool
+) -> PromptSelector:
+    """The checked settings (``strict`` means ``fallback="raise"``)."""
+    if placement not in _PLACEMENTS:
+        msg = f"placement must be one of {list(_PLACEMENTS)}, got {placement!r}"
+        raise ValueError(msg)
+    return PromptSelector(strategy, num_neighbors, "raise" if strict else fallback)
 
 
 def _select(
+    selector: PromptSelector,
     store: FermiStore,
     user_id: str,
     messages: Sequence[BaseMessage],
-    *,
-    strategy: Strategy,
-    num_neighbors: int,
-    fallback: Fallback,
+    warn: _WarnOnce,
 ) -> PromptSelection | None:
-    question = _question(messages)
-    # Without a question there is nothing to retrieve neighbours for: use the best prompt.
-    use = strategy if question or strategy != "retrieval" else "best"
+    """The user's selection, or None for an unknown user; a fallback is logged once per user."""
+    # Without a question there is nothing to retrieve neighbours for: the best prompt overall.
     try:
-        return _selector(store, use, num_neighbors, fallback).select_prompt(user_id, question)
-    except UnknownUserError:
-        if fallback == "raise":
+        selection = selector.select(store, user_id, _question(messages))
+    except UnknownUserError as e:
+        if selector.fallback == "raise":
             raise
-        return None  # unknown user: no profile to fall back on either
+        warn(user_id, "%s: no Fermi prompt for this user (strict=True raises)", e)
+        return None
+    if selection.fallback is not None:
+        warn(user_id, "%s (strict=True raises)", selection.explanation)
+    return selection
 
 
 def _system_message(
@@ -111,21 +137,6 @@ def _apply(
     return [SystemMessage(selection.prompt.text), *out]
 
 
-def _check(strategy: str, num_neighbors: int, fallback: str, placement: str) -> None:
-    if strategy not in STRATEGIES:
-        msg = f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}"
-        raise ValueError(msg)
-    if num_neighbors < 1:
-        msg = f"num_neighbors must be >= 1, got {num_neighbors}"
-        raise ValueError(msg)
-    if fallback not in _FALLBACKS:
-        msg = f"fallback must be one of {list(_FALLBACKS)}, got {fallback!r}"
-        raise ValueError(msg)
-    if placement not in _PLACEMENTS:
-        msg = f"placement must be one of {list(_PLACEMENTS)}, got {placement!r}"
-        raise ValueError(msg)
-
-
 def personalize_messages(
     store: FermiStore | FermiMemoryStore,
     user_id: str,
@@ -135,26 +146,20 @@ def personalize_messages(
     num_neighbors: int = DEFAULT_NUM_NEIGHBORS,
     fallback: Fallback = "profile",
     placement: Placement = "prepend",
+    strict: bool = False,
 ) -> list[BaseMessage]:
     """``messages`` with the user's Fermi prompt as (or before) the leading system message.
 
     For hand-built graphs: call it in the node before the model, e.g.
     ``model.invoke(personalize_messages(store, runtime.context["user_id"], state["messages"]))``.
-    The input list is not modified.
+    The input list is not modified. A user without prompts, or unknown, is logged once.
 
     Raises:
-        NoPromptsError / UnknownUserError: Only with ``fallback="raise"``.
+        NoPromptsError / UnknownUserError: Only with ``strict=True`` (or ``fallback="raise"``).
     """
-    _check(strategy, num_neighbors, fallback, placement)
+    selector = _selector(strategy, num_neighbors, fallback, placement, strict)
     fermi = resolve_fermi_store(store)
-    selection = _select(
-        fermi,
-        user_id,
-        messages,
-        strategy=strategy,
-        num_neighbors=num_neighbors,
-        fallback=fallback,
-    )
+    selection = _select(selector, fermi, user_id, messages, _WARN_ONCE)
     return _apply(messages, selection, placement)
 
 
@@ -181,6 +186,9 @@ class FermiMiddleware(AgentMiddleware[Any, ContextT, ResponseT]):
         strategy: ``"retrieval"`` (Fermi's Retrieval-of-Prompt), ``"best"`` or ``"profile"``.
         num_neighbors: Ñ, the past opinions retrieved per question.
         fallback: For users without learned prompts: ``"profile"``, ``"none"`` or ``"raise"``.
+            A user without prompts, or unknown to the store, is logged (WARNING, once per id).
+        strict: Raise `NoPromptsError` / `UnknownUserError` for such users instead (the same
+            as ``fallback="raise"``): for apps where every user must be personalized.
         placement: ``"prepend"`` the Fermi prompt to the agent's system prompt, or ``"replace"``
             it.
         user_id_key: The context field holding the user id.
@@ -207,17 +215,21 @@ class FermiMiddleware(AgentMiddleware[Any, ContextT, ResponseT]):
         placement: Placement = "prepend",
         user_id_key: str = "user_id",
         with_tools: bool = False,
+        strict: bool = False,
     ) -> None:
         super().__init__()
         if store is not None and not isinstance(store, FermiStore | FermiMemoryStore):
             msg = f"store must be a FermiStore or a FermiMemoryStore, got {type(store).__name__}"
             raise TypeError(msg)
-        _check(strategy, num_neighbors, fallback, placement)
+        # One selector for every model call (settings checked here, once).
+        self.selector = _selector(strategy, num_neighbors, fallback, placement, strict)
         self.store = store
         self.strategy: Strategy = strategy
         self.num_neighbors = num_neighbors
-        self.fallback: Fallback = fallback
+        self.fallback: Fallback = self.selector.fallback
+        self.strict = strict
         self.placement: Placement = placement
+        self._warn = _WarnOnce()
         self.user_id_key = user_id_key
         self.tools = []
         if with_tools:
@@ -228,14 +240,7 @@ class FermiMiddleware(AgentMiddleware[Any, ContextT, ResponseT]):
         runtime = request.runtime
         user_id = user_id_from_context(getattr(runtime, "context", None), self.user_id_key)
         fermi = resolve_fermi_store(self.store, getattr(runtime, "store", None))
-        return _select(
-            fermi,
-            user_id,
-            request.messages,
-            strategy=self.strategy,
-            num_neighbors=self.num_neighbors,
-            fallback=self.fallback,
-        )
+        return _select(self.selector, fermi, user_id, request.messages, self._warn)
 
     def _override(
         self, request: ModelRequest[ContextT], selection: PromptSelection | None

@@ -4,19 +4,24 @@ Every method but ``random`` answers a test question the same way: a system promp
 question formatted by `format_question`, scored by the same `AnswerScorer` with the same target
 model. Methods differ only in the system prompt they choose per question, built here from what
 the method may see: nothing (zero-shot), the profile, the user's retrieved optimization opinions
-(few-shot), or the prompts learned on the optimization opinions (OPRO, Fermi).
+(few-shot), or the prompts learned on the optimization opinions (OPRO, Fermi). Fermi's
+Retrieval-of-Prompt is not re-implemented here: `served_prompts` asks `FermiPersonalizer`, the
+selection users get from ``fermi ask`` and the agent middleware.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, DenseRetriever
 from langchain_fermi.questions import profile_prompt
-from langchain_fermi.retrieval import select_prompt
 from langchain_fermi.types import FermiResult, Opinion, UserProfile
+
+if TYPE_CHECKING:
+    from langchain_fermi.personalizer import FermiPersonalizer
 
 __all__ = [
     "MethodPrompts",
@@ -24,7 +29,7 @@ __all__ = [
     "few_shot_prompt",
     "few_shot_prompts",
     "profile_prompts",
-    "retrieval_of_prompt",
+    "served_prompts",
     "zero_shot_prompts",
 ]
 
@@ -98,35 +103,24 @@ def best_prompts(result: FermiResult, test: Sequence[Opinion]) -> MethodPrompts:
     return MethodPrompts(prompts=[result.best.text] * len(test))
 
 
-def retrieval_of_prompt(
-    result: FermiResult,
-    test: Sequence[Opinion],
-    retriever: DenseRetriever,
-    *,
-    num_neighbors: int,
+def served_prompts(
+    personalizer: FermiPersonalizer, user_id: str, test: Sequence[Opinion]
 ) -> MethodPrompts:
-    """Fermi's inference: per question, the learned prompt that is best on its Ñ neighbours.
+    """Fermi's inference as it is served: per question, `FermiPersonalizer.select_prompt`.
 
-    ``retriever`` must index the opinions the prompts were scored on (the optimization
-    opinions that carry correctness values); neighbours come from it only.
+    The user's optimization result must be saved in the personalizer's store (with only the
+    optimization opinions), so the candidates are what serving has (the memory plus the last
+    generation) and the neighbours are the opinions the prompts were scored on.
     """
-    k = min(num_neighbors, len(retriever.opinions))
-    neighbours = retriever.top_k_many([o.question for o in test], k)
     prompts: list[str] = []
     detail: list[dict[str, object]] = []
-    for near in neighbours:
-        sel = select_prompt(result.memory, [o.id for o in near], strategy="retrieval")
-        assert sel.prompt is not None  # "retrieval" always picks a prompt or raises
+    for o in test:
+        sel = personalizer.select_prompt(user_id, o.question)
+        if sel.prompt is None:  # only fallback "none" selects no prompt
+            msg = f"user {user_id!r}: the served selection chose no prompt ({sel.explanation})"
+            raise RuntimeError(msg)
         prompts.append(sel.prompt.text)
-        detail.append({"neighbours": [o.id for o in near], "prompt_index": sel.index})
+        detail.append(
+            {"neighbours": [n.opinion_id for n in sel.neighbours], "prompt_index": sel.index}
+        )
     return MethodPrompts(prompts=prompts, detail=detail)
-
-
-def scored_opinions(result: FermiResult, optimize: Sequence[Opinion]) -> list[Opinion]:
-    """The optimization opinions that the learned prompts carry a correctness value for.
-
-    Retrieval-of-Prompt can only compare prompts on opinions they were scored on; the
-    demonstration split (shown to the optimizer, not scored) is left out.
-    """
-    scored = {i for p in result.memory for i in p.opinion_ids}
-    return [o for o in optimize if o.id in scored]

@@ -1,8 +1,10 @@
-"""Retrievers over one user's optimization opinions: BM25 (lexical) and dense (MiniLM).
+"""Retrievers over one user's optimization opinions for the few-shot baselines, and the run's
+embedding cache.
 
-Both serve the few-shot baselines (the user's most similar past opinions go in the prompt) and
-the dense one also serves Retrieval-of-Prompt (the Ñ nearest scored opinions pick the prompt).
-They only ever index the optimization opinions, so a test answer cannot reach any prompt.
+BM25 (lexical) and dense (MiniLM) retrievers put the user's most similar past opinions in the
+few-shot prompts. They only ever index the optimization opinions, so a test answer cannot reach
+any prompt. Retrieval-of-Prompt does not use them: the benchmark selects Fermi's prompts through
+the served path (a `FermiStore` and `FermiPersonalizer`), embedding with `CachedEmbedder`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from langchain_fermi.models.embeddings import normalise_rows
 from langchain_fermi.types import Opinion
 
 __all__ = ["Bm25Retriever", "CachedEmbedder", "DenseRetriever", "tokenize"]
@@ -61,32 +64,46 @@ class Bm25Retriever:
         return [self.opinions[i] for i in order[:k]]
 
 
-class CachedEmbedder:
-    """Wraps an `Embeddings` with a text -> unit vector cache shared by every user of a run.
+class CachedEmbedder(Embeddings):
+    """An `Embeddings` with a text -> unit vector cache shared by every user of a run.
 
     OpinionQA users answer largely the same questions, so each question is embedded once per
-    run instead of once per user. Thread-safe (users may be evaluated in parallel).
+    run instead of once per user. It is also the run's `FermiStore` embeddings, so the served
+    selection embeds through the same cache. Thread-safe (users may be evaluated in parallel).
     """
 
     def __init__(self, embeddings: Embeddings) -> None:
         self.embeddings = embeddings
-        self._cache: dict[str, np.ndarray] = {}
+        self._docs: dict[str, np.ndarray] = {}
+        self._queries: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-normalised vectors, one row per text."""
+        """Unit-normalised document vectors, one row per text."""
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            missing = list(dict.fromkeys(t for t in texts if t not in self._docs))
         if missing:
-            vectors = np.asarray(self.embeddings.embed_documents(missing), dtype=np.float32)
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.clip(norms, 1e-12, None)
+            vectors = normalise_rows(self.embeddings.embed_documents(missing))
             with self._lock:
-                self._cache.update(zip(missing, vectors, strict=True))
+                self._docs.update(zip(missing, vectors, strict=True))
         with self._lock:
             if not texts:
                 return np.zeros((0, 0), dtype=np.float32)
-            return np.stack([self._cache[t] for t in texts])
+            return np.stack([self._docs[t] for t in texts])
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """`Embeddings` API: the cached unit vectors as lists."""
+        return self.embed(texts).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        """`Embeddings` API: the wrapped model's query embedding (cached, unit length)."""
+        with self._lock:
+            vec = self._queries.get(text)
+        if vec is None:
+            vec = normalise_rows(self.embeddings.embed_query(text))[0]
+            with self._lock:
+                self._queries[text] = vec
+        return vec.tolist()
 
 
 class DenseRetriever:

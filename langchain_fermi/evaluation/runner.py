@@ -19,11 +19,12 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -36,6 +37,9 @@ from langchain_fermi.evaluation.schema import BenchReport, UserResult
 from langchain_fermi.evaluation.userrun import BenchContext, TestLeakError, evaluate_user
 from langchain_fermi.questions import profile_prompt
 from langchain_fermi.types import Opinion, UserProfile
+
+if TYPE_CHECKING:
+    from langchain_fermi.personalizer import FermiPersonalizer
 
 __all__ = ["config_fingerprint", "load_finished", "run_benchmark", "save_user_result"]
 
@@ -156,6 +160,19 @@ def _embedder(config: BenchConfig, embeddings: Embeddings | None) -> CachedEmbed
     return CachedEmbedder(embeddings)
 
 
+def _served(
+    config: BenchConfig, embedder: CachedEmbedder | None, folder: Path
+) -> FermiPersonalizer | None:
+    """The selection ``fermi ask`` makes, over a store in ``folder`` fed each user's result."""
+    if "fermi_rop" not in config.methods or embedder is None:
+        return None
+    from langchain_fermi.personalizer import FermiPersonalizer
+    from langchain_fermi.store import FermiStore
+
+    store = FermiStore(folder, embeddings=embedder)
+    return FermiPersonalizer(store, num_neighbors=config.num_neighbors)
+
+
 def _calls(result: UserResult) -> int:
     total = sum(r.cost.target_calls + r.cost.optimizer_calls for r in result.optimization.values())
     return total + sum(m.cost.target_calls for m in result.methods.values())
@@ -242,7 +259,8 @@ def run_benchmark(
             dataset in ``config.data_dir`` / the shared data folder.
         target: The target model; default ``get_chat_model(config.target_model)``.
         optimizer: The optimizer model; default ``get_chat_model(config.optimizer_model)``.
-        embeddings: For the dense retriever and Retrieval-of-Prompt; default `MiniLMEmbeddings`.
+        embeddings: For the dense retriever and the served store (Retrieval-of-Prompt);
+            default `MiniLMEmbeddings`.
         progress: Show progress bars.
         fresh: Delete this run's earlier results and cache first.
         console: Where the summary table goes (``None``: nowhere).
@@ -267,15 +285,19 @@ def run_benchmark(
         users = load_bench_users(config)
     users = list(users)[: config.max_users]
     cache = ScoreCache(config.run_dir / "cache" / "scores.sqlite")
+    embedder = _embedder(config, embeddings)
+    # Users are served from a throwaway store: Fermi's row measures what `fermi ask` selects.
+    served_dir = tempfile.TemporaryDirectory(prefix="fermi-bench-", ignore_cleanup_errors=True)
     ctx = BenchContext(
         config=config,
         target=target,
         optimizer=optimizer,
         scorer=TestScorer(target, cache),
         cache=cache,
-        embedder=_embedder(config, embeddings),
+        embedder=embedder,
         fingerprint=fingerprint,
         show_progress=progress,
+        served=_served(config, embedder, Path(served_dir.name)),
     )
     users_dir = config.run_dir / "users"
     done = load_finished(users_dir, fingerprint, config.methods)
@@ -295,6 +317,7 @@ def run_benchmark(
         failed = _run_users(todo, ctx, on_done, spent)
     finally:
         cache.close()
+        served_dir.cleanup()
     ordered = [results[u.user_id] for u in users if u.user_id in results]
     if not ordered:
         msg = f"run {config.run_name!r}: no user finished ({len(todo)} attempted)"

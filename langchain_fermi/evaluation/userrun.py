@@ -3,6 +3,8 @@
 The learned methods (OPRO, Fermi) get a copy of the user that holds only the optimization
 opinions, and the graph's score cache is wrapped per user to record every question the target
 model is asked while optimizing; `LeakCheck` then proves no test question was among them.
+Fermi's Retrieval-of-Prompt row is served, not simulated: the user's result is saved into the
+run's `FermiStore` and each test question asks `FermiPersonalizer.select_prompt`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from langchain_core.language_models import BaseChatModel
 
@@ -26,8 +28,7 @@ from langchain_fermi.evaluation.methods import (
     best_prompts,
     few_shot_prompts,
     profile_prompts,
-    retrieval_of_prompt,
-    scored_opinions,
+    served_prompts,
     zero_shot_prompts,
 )
 from langchain_fermi.evaluation.metrics import accuracy, random_draws, random_expected_accuracy
@@ -40,7 +41,10 @@ from langchain_fermi.evaluation.schema import (
     UserResult,
 )
 from langchain_fermi.scoring import ScoreCache
-from langchain_fermi.types import Cost, FermiResult, Opinion, UserProfile
+from langchain_fermi.types import Cost, FermiResult, Opinion, UserProfile, scored_opinion_ids
+
+if TYPE_CHECKING:
+    from langchain_fermi.personalizer import FermiPersonalizer
 
 __all__ = ["BenchContext", "TestLeakError", "evaluate_user", "optimize_variant"]
 
@@ -55,7 +59,8 @@ class TestLeakError(RuntimeError):
 
 @dataclass
 class BenchContext:
-    """What every user of a run shares: settings, models, the score cache and the embedder."""
+    """What every user of a run shares: settings, models, the score cache, the embedder and
+    the served selection."""
 
     config: BenchConfig
     target: BaseChatModel
@@ -66,6 +71,18 @@ class BenchContext:
     embedder: CachedEmbedder | None
     fingerprint: str
     show_progress: bool = False
+    served: FermiPersonalizer | None = None
+    """What ``fermi ask`` would use, over the run's store: Fermi's Retrieval-of-Prompt row."""
+
+
+@dataclass(frozen=True)
+class UserSplit:
+    """One user's data as the methods see it: the split and the learned results."""
+
+    user: UserProfile
+    optimize: list[Opinion]
+    test: list[Opinion]
+    learned: dict[str, FermiResult]
 
 
 def user_seed(seed: int, user_id: str) -> int:
@@ -152,7 +169,7 @@ def leak_check(
         test: The held-out opinions.
         scorer: Computes cache keys the way the target's scorer does.
     """
-    scored = sorted({i for r in results for p in r.prompts for i in p.opinion_ids})
+    scored = sorted(scored_opinion_ids(p for r in results for p in r.prompts))
     allowed = {o.id for o in optimize}
     test_ids = {o.id for o in test}
     bad_ids = sorted(i for i in scored if i in test_ids or i not in allowed)
@@ -184,48 +201,35 @@ def leak_check(
     )
 
 
-def _method_prompts(
-    method: str,
-    user: UserProfile,
-    optimize: Sequence[Opinion],
-    test: Sequence[Opinion],
-    learned: dict[str, FermiResult],
-    ctx: BenchContext,
-) -> MethodPrompts:
-    cfg = ctx.config
+def _method_prompts(method: str, data: UserSplit, ctx: BenchContext) -> MethodPrompts:
+    cfg, user, test = ctx.config, data.user, data.test
     if method == "zero_shot":
         return zero_shot_prompts(test, cfg.neutral_prompt)
     if method == "profile":
         return profile_prompts(user, test)
-    if method == "few_shot_bm25":
-        return few_shot_prompts(
-            user,
-            test,
-            Bm25Retriever(optimize),
-            k=cfg.few_shot_k,
-            with_profile=cfg.few_shot_with_profile,
+    if method in ("few_shot_bm25", "few_shot_dense"):
+        retriever = (
+            Bm25Retriever(data.optimize)
+            if method == "few_shot_bm25"
+            else DenseRetriever(_embedder(ctx), data.optimize)
         )
-    if method == "few_shot_dense":
         return few_shot_prompts(
-            user,
-            test,
-            DenseRetriever(_embedder(ctx), optimize),
-            k=cfg.few_shot_k,
-            with_profile=cfg.few_shot_with_profile,
+            user, test, retriever, k=cfg.few_shot_k, with_profile=cfg.few_shot_with_profile
         )
     if method in ("opro", "fermi_best"):
-        return best_prompts(learned[LEARNED_METHODS[method]], test)
+        return best_prompts(data.learned[LEARNED_METHODS[method]], test)
     if method == "fermi_rop":
-        result = learned["fermi"]
-        retriever = DenseRetriever(_embedder(ctx), scored_opinions(result, optimize))
-        return retrieval_of_prompt(result, test, retriever, num_neighbors=cfg.num_neighbors)
+        if ctx.served is None:
+            msg = "the Retrieval-of-Prompt method needs the served selection (BenchContext.served)"
+            raise ValueError(msg)
+        return served_prompts(ctx.served, user.user_id, test)
     msg = f"unknown method {method!r}"
     raise ValueError(msg)
 
 
 def _embedder(ctx: BenchContext) -> CachedEmbedder:
     if ctx.embedder is None:
-        msg = "the dense few-shot and Retrieval-of-Prompt methods need an embedder"
+        msg = "the dense few-shot method needs an embedder"
         raise ValueError(msg)
     return ctx.embedder
 
@@ -241,18 +245,12 @@ def _random_result(user_id: str, test: Sequence[Opinion], seed: int) -> MethodRe
     )
 
 
-def run_method(
-    method: str,
-    user: UserProfile,
-    optimize: Sequence[Opinion],
-    test: Sequence[Opinion],
-    learned: dict[str, FermiResult],
-    ctx: BenchContext,
-) -> MethodResult:
+def run_method(method: str, data: UserSplit, ctx: BenchContext) -> MethodResult:
     """Answer the user's test questions with one method and grade the answers."""
+    test = data.test
     if method == "random":
-        return _random_result(user.user_id, test, ctx.config.seed)
-    built = _method_prompts(method, user, optimize, test, learned, ctx)
+        return _random_result(data.user.user_id, test, ctx.config.seed)
+    built = _method_prompts(method, data, ctx)
     pairs = list(zip(built.prompts, test, strict=True))
     predictions, cost = ctx.scorer.predict(pairs)
     correct = [
@@ -300,7 +298,11 @@ def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
         raise TestLeakError(msg)
     for (variant, result), recorder in zip(learned.items(), recorders, strict=True):
         records[variant] = _record(result, recorder, optimize, ctx)
-    methods = {m: run_method(m, user, optimize, test, learned, ctx) for m in cfg.methods}
+    if ctx.served is not None and "fermi" in learned:
+        # Serve the user as `fermi ask` would: their result and optimization opinions only.
+        ctx.served.store.save_result(learned["fermi"], user=optimize_user_)
+    data = UserSplit(user, optimize, list(test), learned)
+    methods = {m: run_method(m, data, ctx) for m in cfg.methods}
     return UserResult(
         user_id=user.user_id,
         fingerprint=ctx.fingerprint,
