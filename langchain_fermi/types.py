@@ -358,6 +358,11 @@ class FermiConfig(BaseModel):
         description="an optimizer reply with no [...]: drop it (counted as unparseable), or use "
         "the whole reply as the prompt (helps small local optimizers that ignore the brackets)",
     )
+    stop_at_bracket: bool = Field(
+        True,
+        description="end each optimizer reply at its first ']' (the new prompt is complete there; "
+        "saves the tokens a model writes after it); False: replies run to their token limit",
+    )
 
 
 _TOKEN_FIELDS = (
