@@ -89,7 +89,7 @@ def test_missing_tokenizer_file_raises_model_not_installed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(emb_module, "TOKENIZER_FILE", tmp_path / "tokenizer.json")
-    with pytest.raises(ModelNotInstalledError, match="tokenizer.json; reinstall"):
+    with pytest.raises(ModelNotInstalledError, match=r"tokenizer\.json; reinstall"):
         emb_module._model_files()
 
 

