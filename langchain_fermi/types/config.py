@@ -1,0 +1,80 @@
+"""`FermiConfig`: the paper's hyperparameters (K, L, T, ...) and our implementation choices."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+)
+
+__all__ = [
+    "DEFAULT_DEMO_FRACTION",
+    "DEFAULT_ITERATIONS",
+    "DEFAULT_MEMORY_SIZE",
+    "DEFAULT_NUM_CANDIDATES",
+    "DEFAULT_NUM_NEIGHBORS",
+    "DEFAULT_TAU",
+    "FermiConfig",
+]
+
+# Paper defaults (Kim & Yang 2025): K new prompts per iteration, L kept in memory, T iterations,
+# Ñ opinions retrieved at inference, 20 % of the opinions shown as demonstrations,
+# τ = 1 for accuracy.
+DEFAULT_NUM_CANDIDATES = 4
+DEFAULT_MEMORY_SIZE = 5
+DEFAULT_ITERATIONS = 10
+DEFAULT_NUM_NEIGHBORS = 3
+DEFAULT_DEMO_FRACTION = 0.2
+DEFAULT_TAU = 1.0
+
+
+class FermiConfig(BaseModel):
+    """Fermi's hyperparameters and our implementation choices (paper defaults).
+
+    The paper's symbols are accepted as aliases: ``FermiConfig(K=2, L=3, T=2)``.
+
+    Example:
+        >>> FermiConfig(T=3, patience=2, max_target_calls=500)
+    """
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="forbid")
+
+    num_candidates: int = Field(DEFAULT_NUM_CANDIDATES, alias="K", ge=1, description="K")
+    memory_size: int = Field(DEFAULT_MEMORY_SIZE, alias="L", ge=1, description="L")
+    iterations: int = Field(DEFAULT_ITERATIONS, alias="T", ge=0, description="T")
+    num_neighbors: int = Field(DEFAULT_NUM_NEIGHBORS, ge=1, description="Ñ at inference")
+    demo_fraction: float = Field(DEFAULT_DEMO_FRACTION, ge=0.0, lt=1.0)
+    tau: float = Field(DEFAULT_TAU, gt=0.0, le=1.0, description="mis-aligned when s < tau")
+    target_temperature: float = Field(0.0, ge=0.0)
+    optimizer_temperature: float = Field(1.0, ge=0.0)
+    seed: int = 0
+    max_concurrency: int = Field(4, ge=1)
+    variant: Literal["fermi", "opro"] = "fermi"
+    patience: int | None = Field(
+        None, ge=1, description="stop after this many non-improving iterations"
+    )
+    max_target_calls: int | None = Field(None, ge=1, description="budget: target-model calls")
+    max_optimizer_calls: int | None = Field(None, ge=1, description="budget: optimizer calls")
+    max_tokens: int | None = Field(
+        None, ge=1, description="budget: prompt+completion tokens, all models"
+    )
+    max_retries: int = Field(3, ge=0, description="retries of a failing LLM call, with back-off")
+    retry_backoff: float = Field(1.0, ge=0.0, description="seconds before the first retry; doubles")
+    max_demos: int = Field(8, ge=0, description="cap on demonstrations shown to the optimizer")
+    max_failures_shown: int = Field(10, ge=0, description="cap on the first entry's failures shown")
+    include_final_candidates: bool = Field(
+        True, description="score the last generation too (FERMI.md: memory + last generation)"
+    )
+    bracket_fallback: Literal["drop", "reply"] = Field(
+        "drop",
+        description="an optimizer reply with no [...]: drop it (counted as unparseable), or use "
+        "the whole reply as the prompt (helps small local optimizers that ignore the brackets)",
+    )
+    stop_at_bracket: bool = Field(
+        True,
+        description="end each optimizer reply at its first ']' (the new prompt is complete there; "
+        "saves the tokens a model writes after it); False: replies run to their token limit",
+    )

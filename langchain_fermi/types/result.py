@@ -1,0 +1,133 @@
+"""What an optimization spent (`Cost`) and produced (`FermiResult`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    Field,
+    computed_field,
+    model_validator,
+)
+
+from langchain_fermi.types.config import FermiConfig
+from langchain_fermi.types.prompts import ScoredPrompt
+
+__all__ = [
+    "Cost",
+    "FermiResult",
+]
+
+_TOKEN_FIELDS = (
+    "target_prompt_tokens",
+    "target_completion_tokens",
+    "optimizer_prompt_tokens",
+    "optimizer_completion_tokens",
+)
+
+
+class Cost(BaseModel):
+    """Calls, tokens and time spent, by who spent them (target / optimizer); adds up with ``+``.
+
+    ``prompt_tokens``, ``completion_tokens`` and ``total_tokens`` are the sums over both models
+    (dumped with the model, so readers of 0.1.0's JSON keep working). Costs saved by 0.1.0 hold
+    only those sums: they load with the tokens counted to the model that made calls, or to the
+    target when both did (0.1.0 did not record the split).
+
+    Example:
+        >>> cost = Cost(target_calls=2, target_prompt_tokens=80, optimizer_calls=1,
+        ...             optimizer_prompt_tokens=900, optimizer_completion_tokens=60)
+        >>> cost.prompt_tokens, cost.total_tokens
+        (980, 1040)
+    """
+
+    target_calls: int = 0
+    optimizer_calls: int = 0
+    target_prompt_tokens: int = 0
+    target_completion_tokens: int = 0
+    optimizer_prompt_tokens: int = 0
+    optimizer_completion_tokens: int = 0
+    cache_hits: int = 0
+    wall_seconds: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_legacy_totals(cls, data: Any) -> Any:
+        """Accept 0.1.0's ``prompt_tokens`` / ``completion_tokens`` (and our own dumps)."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        data.pop("total_tokens", None)
+        totals = {k: data.pop(k) for k in ("prompt_tokens", "completion_tokens") if k in data}
+        if any(k in data for k in _TOKEN_FIELDS):
+            for side, total in totals.items():  # a dump of this version: the sums must agree
+                parts = (data.get(f"target_{side}", 0), data.get(f"optimizer_{side}", 0))
+                numbers = all(type(n) is int for n in (total, *parts))  # else the fields say
+                if numbers and total != sum(parts):
+                    msg = f"{side} {total!r} is not the sum of the target's and optimizer's {parts}"
+                    raise ValueError(msg)
+            return data
+        only_optimizer = not data.get("target_calls") and data.get("optimizer_calls")
+        role = "optimizer" if only_optimizer else "target"
+        for side, total in totals.items():
+            data[f"{role}_{side}"] = total
+        return data
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(**{k: getattr(self, k) + getattr(other, k) for k in Cost.model_fields})
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens of both models."""
+        return self.target_prompt_tokens + self.optimizer_prompt_tokens
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def completion_tokens(self) -> int:
+        """Completion tokens of both models."""
+        return self.target_completion_tokens + self.optimizer_completion_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        """Every token, both models, prompt and completion (what ``max_tokens`` budgets)."""
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def target_tokens(self) -> int:
+        """The target model's prompt and completion tokens."""
+        return self.target_prompt_tokens + self.target_completion_tokens
+
+    @property
+    def optimizer_tokens(self) -> int:
+        """The optimizer model's prompt and completion tokens."""
+        return self.optimizer_prompt_tokens + self.optimizer_completion_tokens
+
+
+class FermiResult(BaseModel):
+    """What one user's optimization produced."""
+
+    user_id: str
+    variant: Literal["fermi", "opro"] = "fermi"
+    model: str = "unknown"
+    prompts: list[ScoredPrompt] = Field(description="Every prompt scored, in scoring order.")
+    memory: list[ScoredPrompt] = Field(description="The final top-L memory, best first.")
+    curve: list[float] = Field(default_factory=list, description="Best score after each iteration.")
+    cost: Cost = Field(default_factory=Cost)
+    cost_per_iteration: list[Cost] = Field(default_factory=list)
+    stop_reason: str = ""
+    dropped: dict[str, int] = Field(
+        default_factory=dict,
+        description="optimizer outputs not scored, by reason (duplicate / empty / unparseable)",
+    )
+    config: FermiConfig = Field(default_factory=FermiConfig)
+
+    @property
+    def best(self) -> ScoredPrompt:
+        """The single best prompt (ties: the earlier one)."""
+        if not self.memory:
+            msg = f"user {self.user_id!r}: the result holds no scored prompt"
+            raise ValueError(msg)
+        return self.memory[0]
