@@ -71,8 +71,11 @@ def _norm(text: str) -> str:
     return " ".join(_WORDS.sub(" ", text.lower()).split())
 
 
-def _leading_letter(text: str, choices: Sequence[str]) -> int | None:
-    """A letter at the start: ``"B"``, ``"(B)"``, ``"B."``, ``"b)"``, ``"**B**"``, ``"B Some"``."""
+def _leading_letter(text: str, choices: Sequence[str]) -> tuple[int, str] | None:
+    """A letter at the start: ``"B"``, ``"(B)"``, ``"B."``, ``"b)"``, ``"**B**"``, ``"B Some"``.
+
+    Returns the option index and the text after the letter.
+    """
     letters = OPTION_LETTERS[: len(choices)]
     m = re.match(_LEAD + r"([A-Za-z])(?=(" + _LETTER_END + r"|\s|$))", text)
     if not m or m.group(1).upper() not in letters:
@@ -80,18 +83,21 @@ def _leading_letter(text: str, choices: Sequence[str]) -> int | None:
     letter, rest = m.group(1), text[m.end() :]
     index = letters.index(letter.upper())
     if not rest.strip() or rest.startswith(("\n", "\r")):
-        return index  # the letter alone on its line
+        return index, rest  # the letter alone on its line
     if letter.islower():
         # "b)" / "b." are letters; "a lot ..." is an English word.
-        return index if rest[0] in ").]" else None
+        return (index, rest) if rest[0] in ").]" else None
     if re.match(_LETTER_END, rest[0]):
-        return index
-    # "B Some": a space, then that option's own text. "A lot of ..." / "I think ..." are words.
-    return index if _norm(rest).startswith(_norm(choices[index])) else None
+        return index, rest
+    # "B Some": a space, then an option's text. "A lot of ..." / "I think ..." are words.
+    return (index, rest) if _text_after(rest, choices) is not None else None
 
 
-def _named_letter(text: str, letters: str) -> int | None:
-    """``"Answer: B"``, ``"the answer is (C)"``, ``"option D"``, ``"My answer: (d)"``."""
+def _named_letter(text: str, letters: str) -> tuple[int, str] | None:
+    """``"Answer: B"``, ``"the answer is (C)"``, ``"option D"``, ``"My answer: (d)"``.
+
+    Returns the option index and the text after the letter.
+    """
     for m in re.finditer(
         r"\b(?:answer|option|choice|letter)\s*(?:is|:|=|-)?\s*[\s*(\[\"':]*([A-Za-z])(?![\w])(.?)",
         text,
@@ -102,8 +108,38 @@ def _named_letter(text: str, letters: str) -> int | None:
             continue
         if letter.islower() and after not in ("", ")", ".", "]", "*", '"', "'"):
             continue  # "my answer is a firm no": an article, not option A
-        return letters.index(letter.upper())
+        return letters.index(letter.upper()), text[m.end(1) :]
     return None
+
+
+def _text_after(rest: str, choices: Sequence[str]) -> int | None:
+    """The option whose text starts the rest of the letter's line (``"B. Some"`` -> Some).
+
+    Longest first, whole words only: "Somewhat oppose" is not "Some".
+    """
+    line = _norm(rest.split("\n", 1)[0])
+    found = [
+        (len(c), i)
+        for i, c in enumerate(_norm(c) for c in choices)
+        if c and (line == c or line.startswith(c + " "))
+    ]
+    return max(found)[1] if found else None
+
+
+def _options_named(text: str, choices: Sequence[str]) -> set[int]:
+    """Options whose text appears in ``text`` as whole words, unless inside a longer one's."""
+    low = _norm(text)
+    norms = [_norm(c) for c in choices]
+    found = {
+        i for i, c in enumerate(norms) if c and re.search(rf"(?<!\w){re.escape(c)}(?!\w)", low)
+    }
+    return {
+        i
+        for i in found
+        if not any(
+            j != i and re.search(rf"(?<!\w){re.escape(norms[i])}(?!\w)", norms[j]) for j in found
+        )
+    }
 
 
 def _option_text(text: str, choices: Sequence[str]) -> int | None:
@@ -139,20 +175,34 @@ def parse_answer(reply: str, choices: Sequence[str]) -> ParsedAnswer:
     ``"B: text"``); a named letter (``"Answer: B"``, ``"The answer is (C)"``, ``"option D"``); the
     option's own text (longest match first); one lone option letter anywhere (``"I think B"``).
 
-    When a leading letter and the text after it disagree (``"A. Not sure"`` where "Not sure" is
-    option C, or is no option at all), the letter wins: it is the token the logprob path reads,
-    so the two scoring paths agree. A letter beyond the options (``"E"`` with four options), a
-    hedge between letters (``"A or B"``) and a reply with no option (``"I don't know"``) give
-    ``index=None``. Never raises: an unreadable reply returns ``ParsedAnswer(None, reason)``,
-    which scoring counts as wrong.
+    When a letter and the option text right after it disagree (``"B. Somewhat oppose"`` where B
+    is "Somewhat support" and C is "Somewhat oppose"), the text wins: small models mislabel
+    options more often than they misquote them, and a letter alone never overrides what the
+    reply says in words. Text after the letter that names no option (``"A. Not sure"``) leaves
+    the letter. A letter beyond the options (``"E"`` with four options), a hedge between letters
+    (``"A or B"``) and a reply with no option (``"I don't know"``) give ``index=None``. Never
+    raises: an unreadable reply returns ``ParsedAnswer(None, reason)``, which scoring counts as
+    wrong.
     """
     letters = OPTION_LETTERS[: len(choices)]
     text = (reply or "").strip()
     if not text:
         return ParsedAnswer(None, "empty reply")
+    lettered = _leading_letter(text, choices) or _named_letter(text, letters)
+    if lettered is not None:
+        index, rest = lettered
+        after = _text_after(rest, choices)
+        if after is not None:
+            return ParsedAnswer(after)  # "B. <option C's text>": the words win
+        pos = len(text) - len(rest)
+        line = text[text.rfind("\n", 0, pos) + 1 :].split("\n", 1)[0]
+        named = _options_named(line, choices)
+        if named and index not in named:
+            said = ", ".join(f"{letters[i]} ({choices[i]!r})" for i in sorted(named))
+            reason = f"the letter {letters[index]} disagrees with the option text for {said}"
+            return ParsedAnswer(None, reason)
+        return ParsedAnswer(index)
     for rule in (
-        lambda: _leading_letter(text, choices),
-        lambda: _named_letter(text, letters),
         lambda: _option_text(text, choices),
         lambda: _lone_capital(text, letters),
     ):

@@ -4,6 +4,7 @@ the system prompt the model receives is, per user, exactly the one Retrieval-of-
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,3 +183,37 @@ def test_one_selector_serves_every_model_call(fermi: FermiStore, monkeypatch):
         run(agent, question, user)
     assert used == [id(middleware.selector)] * 3
     assert middleware.selector == PromptSelector("retrieval", 2, "profile")
+
+
+def test_users_without_prompts_are_logged_once_and_strict_raises(fermi: FermiStore, caplog):
+    caplog.set_level(logging.WARNING, logger="langchain_fermi.agents.middleware")
+    agent = create_agent(RecordingChatModel(), middleware=[FermiMiddleware(fermi)])
+    for user in ("carol", "zed", "carol", "zed", "alice", "carol"):
+        run(agent, GUN_Q, user)
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(logged) == 2, logged
+    assert "'carol' has no optimized prompts; fallback 'profile'" in logged[0]
+    assert "unknown user 'zed'" in logged[1] and "no Fermi prompt" in logged[1]
+    assert all("strict=True" in m for m in logged)
+
+    strict = FermiMiddleware(fermi, strict=True)
+    assert strict.selector.fallback == "raise"
+    model = RecordingChatModel()
+    agent = create_agent(model, middleware=[strict])
+    with pytest.raises(NoPromptsError, match="'carol'"):
+        run(agent, GUN_Q, "carol")
+    with pytest.raises(UnknownUserError, match="'zed'"):
+        run(agent, GUN_Q, "zed")
+    run(agent, GUN_Q, "alice")
+    assert [system_of(c) for c in model.calls] == [GUN]
+
+
+def test_personalize_messages_logs_and_strict_raises(fermi: FermiStore, caplog):
+    caplog.set_level(logging.WARNING, logger="langchain_fermi.agents.middleware")
+    msgs = [HumanMessage(GUN_Q)]
+    assert personalize_messages(fermi, "ghost-1", msgs, fallback="none") == msgs
+    assert personalize_messages(fermi, "ghost-1", msgs) == msgs
+    logged = [r.getMessage() for r in caplog.records if "ghost-1" in r.getMessage()]
+    assert len(logged) == 1
+    with pytest.raises(UnknownUserError):
+        personalize_messages(fermi, "ghost-1", msgs, strict=True)

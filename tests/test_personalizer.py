@@ -197,3 +197,81 @@ def test_the_selector_is_the_shared_selection_path(store: FermiStore):
             PromptSelector(**bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="num_neighbors"):
         PromptSelector(num_neighbors=2.5)  # type: ignore[arg-type]
+
+
+class _Runs(BaseCallbackHandler):
+    """Every chain run: name, metadata, parent, outputs or error."""
+
+    def __init__(self) -> None:
+        self.runs: dict[Any, dict[str, Any]] = {}
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, **kw: Any) -> None:
+        self.runs[run_id] = {
+            "name": kw.get("name"),
+            "metadata": kw.get("metadata") or {},
+            "parent": kw.get("parent_run_id"),
+            "inputs": inputs,
+        }
+
+    def on_chain_end(self, outputs: Any, *, run_id: Any, **kw: Any) -> None:
+        self.runs[run_id]["outputs"] = outputs
+
+    def on_chain_error(self, error: BaseException, *, run_id: Any, **kw: Any) -> None:
+        self.runs[run_id]["error"] = error
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.runs.values() if r["name"] == name]
+
+
+def _check_selection_run(runs: _Runs) -> None:
+    (parent,) = runs.named("FermiPersonalizer")
+    (child,) = runs.named("fermi_select_prompt")
+    assert child["parent"] in {k for k, v in runs.runs.items() if v is parent}
+    assert child["metadata"]["fermi_user_id"] == "alice"
+    assert child["metadata"]["fermi_strategy"] == "retrieval"
+    assert child["metadata"]["fermi_num_neighbors"] == 3
+    assert child["metadata"]["fermi_fallback"] == "raise"
+    assert child["metadata"]["trace_tag"] == "kept"  # the caller's metadata is inherited
+    out = child["outputs"]
+    assert out["prompt"] == GUN_PROMPT and out["prompt_index"] == 1
+    assert out["prompt_score"] == pytest.approx(economy_and_gun_prompts()[1].score)
+    assert out["strategy"] == "retrieval" and out["fallback"] is None
+    assert set(out["neighbours"]) == {"o1", "o2", "o3"}  # ids only, no opinion text
+    assert "3/3" in out["explanation"] and out["user_id"] == "alice"
+
+
+def test_the_choice_and_its_reason_are_on_the_trace(store: FermiStore):
+    model = FakeMessagesListChatModel(responses=[AIMessage("A")])
+    chain = FermiPersonalizer(store) | model
+    runs = _Runs()
+    config = {
+        "configurable": {"user_id": "alice"},
+        "callbacks": [runs],
+        "metadata": {"trace_tag": "kept"},
+    }
+    chain.invoke(GUN_Q, config=config)
+    _check_selection_run(runs)
+
+
+async def test_the_choice_is_on_the_trace_of_async_runs_and_errors_too(store: FermiStore):
+    runs = _Runs()
+    config = {"callbacks": [runs], "metadata": {"trace_tag": "kept"}}
+    await FermiPersonalizer(store).ainvoke({"question": GUN_Q, "user_id": "alice"}, config)
+    _check_selection_run(runs)
+    failed = _Runs()
+    with pytest.raises(UnknownUserError):
+        FermiPersonalizer(store).invoke(
+            {"question": GUN_Q, "user_id": "nobody"}, {"callbacks": [failed]}
+        )
+    (child,) = failed.named("fermi_select_prompt")
+    assert isinstance(child["error"], UnknownUserError) and "outputs" not in child
+
+
+def test_user_id_is_a_declared_configurable_field(store: FermiStore):
+    p = FermiPersonalizer(store)
+    (spec,) = p.config_specs
+    assert spec.id == "user_id" and spec.annotation is str
+    chain = p | FakeMessagesListChatModel(responses=[AIMessage("A")]) | StrOutputParser()
+    assert "user_id" in {s.id for s in chain.config_specs}
+    bound = p.with_config(configurable={"user_id": "alice"})
+    assert _system(bound.invoke(GUN_Q)) == GUN_PROMPT

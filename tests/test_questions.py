@@ -88,10 +88,31 @@ def test_parse_answer_unreadable_gives_none_with_reason(reply: str) -> None:
     assert parsed.reason
 
 
-def test_letter_wins_over_conflicting_text() -> None:
-    # Documented: the leading letter is what the logprob path reads, so it takes precedence.
+SUPPORT = ["Strongly support", "Somewhat support", "Somewhat oppose", "Strongly oppose"]
+
+
+def test_option_text_after_a_letter_wins_over_the_letter() -> None:
+    # Issue 13 item 8: the letter never silently overrides the words (0.1 read these as the letter).
+    assert parse_answer("B. Somewhat oppose", SUPPORT) == (2, None)
+    assert parse_answer("A. Not at all", CLIMATE).index == 3
+    assert parse_answer("The answer is B. Strongly oppose", SUPPORT).index == 3
+    assert parse_answer("b) Strongly support", SUPPORT).index == 0
+    assert parse_answer("**C**: Somewhat support", SUPPORT).index == 1
+    # "Some" is not the start of "Somewhat oppose": whole words only
+    assert parse_answer("B. Somewhat", ["Some", "Somewhat"]).index == 1
+    # letter and text agree, or the text names no option: the letter
+    assert parse_answer("B. Somewhat support", SUPPORT).index == 1
     assert parse_answer("A. Not sure", CLIMATE).index == 0
-    assert parse_answer("A. Not at all", CLIMATE).index == 0
+    assert parse_answer("B. No, not yes", ["Yes", "No"]).index == 1
+    # only the letter's own line counts
+    assert parse_answer("C\nStrongly support is what others say", SUPPORT).index == 2
+
+
+def test_a_letter_contradicted_on_its_line_is_unparsed_with_a_reason() -> None:
+    parsed = parse_answer("Somewhat oppose. Answer: B", SUPPORT)
+    assert parsed.index is None
+    assert parsed.reason and "B" in parsed.reason and "Somewhat oppose" in parsed.reason
+    assert parse_answer("I somewhat support it. Answer: B", SUPPORT) == (1, None)
 
 
 def test_article_is_not_option_a() -> None:

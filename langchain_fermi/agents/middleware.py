@@ -1,9 +1,11 @@
 """`FermiMiddleware`: answer every user with their own Fermi prompt, inside any agent.
 
 Before each model call the middleware picks the user's learned prompt for the latest human
-message by Retrieval-of-Prompt (the same selection as `FermiPersonalizer`: no LLM call) and puts
-it in the system message. The user id comes from the run's context, never from the model.
-`personalize_messages` does the same for hand-built LangGraph graphs.
+message by Retrieval-of-Prompt (the same `PromptSelector` as `FermiPersonalizer`: no LLM call)
+and puts it in the system message. The user id comes from the run's context, never from the
+model. A user without learned prompts, or unknown to the store (often a misspelt id), is logged
+once per id at WARNING; ``strict=True`` raises instead. `personalize_messages` does the same for
+hand-built LangGraph graphs.
 """
 
 from __future__ import annotations
