@@ -28,6 +28,7 @@ from langchain_fermi.graph.nodes import NODE_FUNCTIONS, FermiContext, should_con
 from langchain_fermi.graph.state import FermiInput, FermiOutput, FermiState, Node
 from langchain_fermi.models import get_chat_model
 from langchain_fermi.scoring import AnswerScorer, ScoreCache
+from langchain_fermi.scoring.calibration import resolve_calibration
 from langchain_fermi.types import FermiConfig
 
 __all__ = ["build_fermi_graph"]
@@ -128,6 +129,7 @@ def build_fermi_graph(
             max_concurrency=config.max_concurrency,
             max_retries=config.max_retries,
             retry_backoff=config.retry_backoff,
+            calibration=resolve_calibration(config.calibration, target),
         )
     optimizer = get_chat_model(
         optimizer_model, role="optimizer", temperature=config.optimizer_temperature

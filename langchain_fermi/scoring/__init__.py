@@ -1,6 +1,22 @@
 """Scoring: the target model's answer to each (prompt, opinion), computed once and cached."""
 
 from langchain_fermi.scoring.cache import ScoreCache, ScoredAnswer, agreement
+from langchain_fermi.scoring.calibration import (
+    NEUTRAL_PROMPT,
+    Calibration,
+    calibrate_probs,
+    default_calibration,
+)
 from langchain_fermi.scoring.scorer import AnswerScorer, ScoringMethod
 
-__all__ = ["AnswerScorer", "ScoreCache", "ScoredAnswer", "ScoringMethod", "agreement"]
+__all__ = [
+    "NEUTRAL_PROMPT",
+    "AnswerScorer",
+    "Calibration",
+    "ScoreCache",
+    "ScoredAnswer",
+    "ScoringMethod",
+    "agreement",
+    "calibrate_probs",
+    "default_calibration",
+]

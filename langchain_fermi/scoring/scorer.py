@@ -10,6 +10,10 @@ reads its answer in the cheapest reliable way the model allows:
 
 Every result goes through `ScoreCache`, keyed by (model id, prompt, question, choices), so Fermi's
 repeated evaluations (memory prompts re-scored each iteration) cost nothing.
+
+With ``calibration="neutral"`` the answer is read from the option probabilities divided by the
+neutral prompt's for the same question (`langchain_fermi.scoring.calibration`); raw answers and
+the neutral pass stay cached under the raw keys, calibrated ones under keys that name the mode.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ from langchain_fermi.models import (
 from langchain_fermi.models.retry import RetryPolicy, abatch_with_retry, batch_with_retry
 from langchain_fermi.questions import format_question, parse_answer
 from langchain_fermi.scoring.cache import ScoreCache, ScoredAnswer, agreement
+from langchain_fermi.scoring.calibration import (
+    NEUTRAL_PROMPT,
+    Calibration,
+    calibrated_answer,
+    calibration_tag,
+)
 from langchain_fermi.types import OPTION_LETTERS, Opinion
 
 __all__ = ["AnswerScorer", "ScoreCache", "ScoredAnswer", "ScoringMethod", "agreement"]
@@ -156,6 +166,10 @@ def _bound_model(model: BaseChatModel, method: str) -> Runnable:
 _Request = tuple[str, str, tuple[str, ...]]  # prompt, question, choices
 
 
+def _requests(items: Sequence[tuple[str, Opinion]]) -> list[_Request]:
+    return [(prompt, op.question, tuple(op.choices)) for prompt, op in items]
+
+
 class AnswerScorer:
     """Scores (prompt, opinion) pairs on a target model, cached and deduplicated.
 
@@ -169,6 +183,10 @@ class AnswerScorer:
             (`RetryPolicy`); errors no retry can fix (`NOT_RETRIED`: a prompt longer than the
             context, a missing model) are raised at once.
         retry_backoff: seconds before the first retry.
+        calibration: ``None`` (raw answers) or ``"neutral"``: per question, divide the option
+            probabilities by those under ``neutral_prompt`` and renormalise (contextual
+            calibration; needs option probabilities, so not the ``"parse"`` method).
+        neutral_prompt: the no-persona prompt of the calibration pass.
 
     Example:
         >>> scorer = AnswerScorer(get_chat_model("smollm2"))
@@ -184,6 +202,8 @@ class AnswerScorer:
         max_concurrency: int = 4,
         max_retries: int = 3,
         retry_backoff: float = 1.0,
+        calibration: Calibration = None,
+        neutral_prompt: str = NEUTRAL_PROMPT,
     ) -> None:
         if max_concurrency < 1 or max_retries < 0 or retry_backoff < 0:
             msg = (
@@ -193,6 +213,17 @@ class AnswerScorer:
             raise ValueError(msg)
         self.model = get_chat_model(model, role="target") if isinstance(model, str) else model
         self.method = _resolve_method(self.model, method)
+        if calibration not in (None, "neutral"):
+            msg = f"calibration must be None or 'neutral', got {calibration!r}"
+            raise ValueError(msg)
+        if calibration is not None and self.method == "parse":
+            msg = (
+                f"calibration={calibration!r} needs option probabilities, which the 'parse' "
+                f"method of {type(self.model).__name__} does not give; use calibration=None"
+            )
+            raise ValueError(msg)
+        self.calibration: Calibration = calibration
+        self.neutral_prompt = neutral_prompt
         self.cache = cache if cache is not None else ScoreCache()
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
@@ -200,8 +231,11 @@ class AnswerScorer:
         self.model_id = model_id(self.model)
         self.retry = RetryPolicy(max_retries, retry_backoff, label=f"scoring on {self.model_id!r}")
         """Retries of the scoring calls (`RetryPolicy`, shared with the optimizer's sampling)."""
-        self.cache_model = f"{self.model_id}#{self.method}"
-        """The model part of this scorer's cache keys (`ScoreCache.make_key`)."""
+        self.raw_cache_model = f"{self.model_id}#{self.method}"
+        """The model part of the raw answers' cache keys (shared by every calibration mode)."""
+        self.cache_model = self.raw_cache_model + calibration_tag(calibration, neutral_prompt)
+        """The model part of this scorer's cache keys (`ScoreCache.make_key`): the model, the
+        method and the calibration mode."""
         self._letters: Any = None
         if self.method == "logits":
             from langchain_fermi.scoring.llama import LlamaLetterScorer
@@ -215,14 +249,14 @@ class AnswerScorer:
         return [SystemMessage(prompt), HumanMessage(format_question(question, choices))]
 
     def _plan(
-        self, items: Sequence[tuple[str, Opinion]]
+        self, requests: Sequence[_Request], cache_model: str
     ) -> tuple[list[str], dict[str, ScoredAnswer], dict[str, _Request]]:
         """Keys per item, cache hits, and the unique misses grouped by prompt (first-seen order)."""
         keys: list[str] = []
         hits: dict[str, ScoredAnswer] = {}
         misses: dict[str, _Request] = {}
-        for prompt, op in items:
-            key = ScoreCache.make_key(self.cache_model, prompt, op.question, op.choices)
+        for request in requests:
+            key = ScoreCache.make_key(cache_model, *request)
             keys.append(key)
             if key in hits or key in misses:
                 continue
@@ -230,7 +264,7 @@ class AnswerScorer:
             if hit is not None:
                 hits[key] = hit
             else:
-                misses[key] = (prompt, op.question, tuple(op.choices))
+                misses[key] = request
         first_seen: dict[str, int] = {}
         for prompt, _, _ in misses.values():
             first_seen.setdefault(prompt, len(first_seen))
@@ -263,6 +297,8 @@ class AnswerScorer:
 
     # ---------------------------------------------------------------- I/O with retries
     def _logits_with_retries(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        if not requests:
+            return []
         return self.retry.call(lambda: self._score_logits(requests), calls=len(requests))
 
     def _calls(self, requests: list[_Request]) -> tuple[Runnable, list[list[BaseMessage]]]:
@@ -271,6 +307,8 @@ class AnswerScorer:
         return _bound_model(self.model, self.method), inputs
 
     def _batch(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        if not requests:
+            return []
         runnable, inputs = self._calls(requests)
         outputs, _ = batch_with_retry(
             runnable, inputs, self.retry, max_concurrency=self.max_concurrency
@@ -284,21 +322,62 @@ class AnswerScorer:
         )
         return await asyncio.to_thread(self._read, outputs, requests)
 
+    # ---------------------------------------------------------------- raw answers
+    def _raw(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        """Raw (uncalibrated) answers, through the cache under the raw keys."""
+        keys, hits, misses = self._plan(requests, self.raw_cache_model)
+        todo = list(misses.values())
+        answers = (self._logits_with_retries if self.method == "logits" else self._batch)(todo)
+        return self._finish(keys, hits, dict(zip(misses, answers, strict=True)))
+
+    async def _araw(self, requests: list[_Request]) -> list[ScoredAnswer]:
+        keys, hits, misses = await asyncio.to_thread(self._plan, requests, self.raw_cache_model)
+        todo = list(misses.values())
+        if todo and self.method == "logits":
+            answers = await asyncio.to_thread(self._logits_with_retries, todo)
+        elif todo:
+            answers = await self._abatch(todo)
+        else:
+            answers = []
+        new = dict(zip(misses, answers, strict=True))
+        return await asyncio.to_thread(self._finish, keys, hits, new)
+
+    # ---------------------------------------------------------------- calibration
+    def _with_neutral(self, requests: list[_Request]) -> list[_Request]:
+        """``requests`` followed by the neutral pass of each distinct question among them."""
+        questions = dict.fromkeys((q, c) for _, q, c in requests)
+        return [*requests, *((self.neutral_prompt, q, c) for q, c in questions)]
+
+    def _calibrated(
+        self, misses: dict[str, _Request], answers: list[ScoredAnswer]
+    ) -> dict[str, ScoredAnswer]:
+        """Calibrated answers of ``misses`` from their raw answers, then the neutral ones."""
+        n = len(misses)
+        requests = list(misses.values())
+        questions = list(dict.fromkeys((q, c) for _, q, c in requests))
+        neutral = dict(zip(questions, answers[n:], strict=True))
+        used: set[tuple[str, tuple[str, ...]]] = set()
+        out: dict[str, ScoredAnswer] = {}
+        for key, (_, q, c), raw in zip(misses, requests, answers[:n], strict=True):
+            out[key] = calibrated_answer(raw, neutral[(q, c)], first_use=(q, c) not in used)
+            used.add((q, c))
+        return out
+
+    # ---------------------------------------------------------------- public
     def score(self, items: Sequence[tuple[str, Opinion]]) -> list[ScoredAnswer]:
         """Score ``(prompt, opinion)`` pairs; results in input order.
 
         Raises:
             LLMCallError: a call still failed after ``max_retries`` retries.
         """
-        keys, hits, misses = self._plan(items)
-        requests = list(misses.values())
-        if not requests:
-            return self._finish(keys, hits, {})
-        if self.method == "logits":
-            answers = self._logits_with_retries(requests)
-        else:
-            answers = self._batch(requests)
-        return self._finish(keys, hits, dict(zip(misses, answers, strict=True)))
+        if self.calibration is None:
+            return self._raw(_requests(items))
+        keys, hits, misses = self._plan(_requests(items), self.cache_model)
+        new: dict[str, ScoredAnswer] = {}
+        if misses:
+            answers = self._raw(self._with_neutral(list(misses.values())))
+            new = self._calibrated(misses, answers)
+        return self._finish(keys, hits, new)
 
     async def ascore(self, items: Sequence[tuple[str, Opinion]]) -> list[ScoredAnswer]:
         """Async `score`, with no blocking call on the event loop.
@@ -306,13 +385,11 @@ class AnswerScorer:
         Cache reads/writes (SQLite) and the llama.cpp path run in worker threads; the other
         paths call the model's ``abatch``.
         """
-        keys, hits, misses = await asyncio.to_thread(self._plan, items)
-        requests = list(misses.values())
-        if requests and self.method == "logits":
-            answers = await asyncio.to_thread(self._logits_with_retries, requests)
-        elif requests:
-            answers = await self._abatch(requests)
-        else:
-            answers = []
-        new = dict(zip(misses, answers, strict=True))
+        if self.calibration is None:
+            return await self._araw(_requests(items))
+        keys, hits, misses = await asyncio.to_thread(self._plan, _requests(items), self.cache_model)
+        new: dict[str, ScoredAnswer] = {}
+        if misses:
+            answers = await self._araw(self._with_neutral(list(misses.values())))
+            new = self._calibrated(misses, answers)
         return await asyncio.to_thread(self._finish, keys, hits, new)

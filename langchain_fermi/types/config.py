@@ -73,6 +73,12 @@ class FermiConfig(BaseModel):
         description="an optimizer reply with no [...]: drop it (counted as unparseable), or use "
         "the whole reply as the prompt (helps small local optimizers that ignore the brackets)",
     )
+    calibration: Literal["auto", "neutral", "none"] = Field(
+        "auto",
+        description="letter scores: 'neutral' divides out a no-persona prompt's letter "
+        "distribution per question (contextual calibration), 'none' reads them raw, 'auto' "
+        "picks per model family (scoring.default_calibration: neutral for Qwen2.5)",
+    )
     stop_at_bracket: bool = Field(
         True,
         description="end each optimizer reply at its first ']' (the new prompt is complete there; "
