@@ -13,7 +13,7 @@ from langchain_fermi.graph.prompts import (
     parse_bracketed,
 )
 from langchain_fermi.graph.result import result_from_state
-from langchain_fermi.graph.run import default_cache_path, optimize_user
+from langchain_fermi.graph.run import aoptimize_user, default_cache_path, optimize_user
 from langchain_fermi.graph.state import FermiInput, FermiOutput, FermiState, Node
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "FermiOutput",
     "FermiState",
     "Node",
+    "aoptimize_user",
     "build_fermi_graph",
     "build_meta_prompt",
     "default_cache_path",

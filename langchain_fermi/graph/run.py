@@ -7,12 +7,14 @@ scores a (prompt, question) twice. The graph itself is `langchain_fermi.graph.bu
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from langchain_fermi.models import get_chat_model, model_id
 from langchain_fermi.scoring import ScoreCache
 from langchain_fermi.types import FermiConfig, FermiResult, ScoredPrompt, UserProfile
 
-__all__ = ["default_cache_path", "optimize_user"]
+__all__ = ["aoptimize_user", "default_cache_path", "optimize_user"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,56 @@ def _stream(
     return values
 
 
+@dataclass
+class _Run:
+    """What `optimize_user` and `aoptimize_user` share: resolved models, inputs, thread."""
+
+    user: UserProfile
+    config: FermiConfig
+    target: BaseChatModel
+    optimizer: BaseChatModel
+    inputs: dict[str, Any]
+    run_config: RunnableConfig
+
+    def resume_point(self, snapshot: Any) -> tuple[dict[str, Any] | None, int, bool]:
+        """From a thread's snapshot: (input or None to resume, iterations done, finished)."""
+        if snapshot is None or snapshot.values.get("fingerprint") != self.inputs["fingerprint"]:
+            return self.inputs, 0, False
+        if not snapshot.next and snapshot.values.get("stop_reason"):
+            logger.info("thread %s is finished; returning its final state", self.run_config)
+            return None, 0, True
+        done = len(snapshot.values.get("curve", []))
+        logger.info("resuming thread %s after %d iteration(s)", self.run_config, done)
+        return None, done, False
+
+    def bar(self, progress: bool, done: int) -> Any:
+        bar = _progress_bar(progress, last_iteration(self.config) + 1, self.user.user_id)
+        if bar is not None:
+            bar.update(done)
+        return bar
+
+
+def _prepare(
+    user: UserProfile | dict[str, Any],
+    target_model: str | BaseChatModel | None,
+    optimizer_model: str | BaseChatModel | None,
+    config: FermiConfig | None,
+    thread_id: str | None,
+    warm_start: Sequence[str | ScoredPrompt] | None,
+) -> _Run:
+    user = user if isinstance(user, UserProfile) else UserProfile.model_validate(user)
+    config = config or FermiConfig()
+    target = get_chat_model(target_model, role="target", temperature=config.target_temperature)
+    optimizer = get_chat_model(
+        optimizer_model, role="optimizer", temperature=config.optimizer_temperature
+    )
+    texts = [w.text if isinstance(w, ScoredPrompt) else str(w) for w in warm_start or []]
+    inputs: dict[str, Any] = {"user": user.model_dump(mode="json"), "warm_start": texts}
+    inputs["fingerprint"] = _fingerprint(inputs, config, [model_id(target), model_id(optimizer)])
+    run_config: RunnableConfig = {"configurable": {"thread_id": thread_id or user.user_id}}
+    return _Run(user, config, target, optimizer, inputs, run_config)
+
+
 def optimize_user(
     user: UserProfile | dict[str, Any],
     target_model: str | BaseChatModel | None = None,
@@ -146,38 +198,100 @@ def optimize_user(
         LLMCallError: a model call still failed after its retries (the checkpoint keeps the
             last completed step).
     """
-    user = user if isinstance(user, UserProfile) else UserProfile.model_validate(user)
-    config = config or FermiConfig()
-    target = get_chat_model(target_model, role="target", temperature=config.target_temperature)
-    optimizer = get_chat_model(
-        optimizer_model, role="optimizer", temperature=config.optimizer_temperature
-    )
-    texts = [w.text if isinstance(w, ScoredPrompt) else str(w) for w in warm_start or []]
-    inputs: dict[str, Any] = {"user": user.model_dump(mode="json"), "warm_start": texts}
-    inputs["fingerprint"] = _fingerprint(inputs, config, [model_id(target), model_id(optimizer)])
-    run_config: RunnableConfig = {"configurable": {"thread_id": thread_id or user.user_id}}
+    run = _prepare(user, target_model, optimizer_model, config, thread_id, warm_start)
     with _checkpointer(checkpointer) as saver:
         if cache is None and saver is not None and (db := _sqlite_file(saver)) is not None:
             cache = default_cache_path(db)
-        graph = build_fermi_graph(target, optimizer, config=config, checkpointer=saver, cache=cache)
-        start: dict[str, Any] | None = inputs
-        done = 0
-        if saver is not None:
-            snapshot = graph.get_state(run_config)
-            if snapshot.values.get("fingerprint") == inputs["fingerprint"]:
-                if not snapshot.next and snapshot.values.get("stop_reason"):
-                    logger.info("thread %s is finished; returning its final state", run_config)
-                    return result_from_state(snapshot.values, config)
-                start, done = None, len(snapshot.values.get("curve", []))
-                logger.info("resuming thread %s after %d iteration(s)", run_config, done)
-        bar = _progress_bar(progress, last_iteration(config) + 1, user.user_id)
-        if bar is not None:
-            bar.update(done)
+        graph = build_fermi_graph(
+            run.target, run.optimizer, config=run.config, checkpointer=saver, cache=cache
+        )
+        snapshot = graph.get_state(run.run_config) if saver is not None else None
+        start, done, finished = run.resume_point(snapshot)
+        if finished:
+            return result_from_state(snapshot.values, run.config)
+        bar = run.bar(progress, done)
         try:
-            values = _stream(graph, start, run_config, bar)
+            values = _stream(graph, start, run.run_config, bar)
         finally:
             if bar is not None:
                 bar.close()
         if saver is not None:
-            values = graph.get_state(run_config).values
-    return result_from_state(values, config)
+            values = graph.get_state(run.run_config).values
+    return result_from_state(values, run.config)
+
+
+@asynccontextmanager
+async def _acheckpointer(
+    checkpointer: BaseCheckpointSaver | str | Path | None,
+) -> AsyncIterator[BaseCheckpointSaver | None]:
+    """A path opens an `AsyncSqliteSaver` for the run and closes it afterwards."""
+    if checkpointer is None or isinstance(checkpointer, BaseCheckpointSaver):
+        yield checkpointer
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = Path(checkpointer).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        yield saver
+
+
+async def _astream(
+    graph: CompiledStateGraph, inputs: dict[str, Any] | None, run_config: RunnableConfig, bar: Any
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    async for mode, chunk in graph.astream(
+        inputs, run_config, stream_mode=["updates", "custom", "values"]
+    ):
+        if mode == "values":
+            values = chunk
+        else:
+            _track(bar, mode, chunk)
+    return values
+
+
+async def aoptimize_user(
+    user: UserProfile | dict[str, Any],
+    target_model: str | BaseChatModel | None = None,
+    optimizer_model: str | BaseChatModel | None = None,
+    *,
+    config: FermiConfig | None = None,
+    checkpointer: BaseCheckpointSaver | str | Path | None = None,
+    thread_id: str | None = None,
+    cache: ScoreCache | str | Path | None = None,
+    warm_start: Sequence[str | ScoredPrompt] | None = None,
+    progress: bool = False,
+) -> FermiResult:
+    """Async `optimize_user`: the graph's ``astream`` (``ascore``/``abatch`` model calls), so
+    many users run concurrently on one event loop (`langchain_fermi.scale.aoptimize_users`).
+
+    Same arguments as `optimize_user`; the checkpointer must support async access
+    (``InMemorySaver``, ``AsyncSqliteSaver``, ``AsyncPostgresSaver``), and a path opens an
+    ``AsyncSqliteSaver``, with the score cache at ``<checkpoint>.scores.sqlite`` beside it.
+
+    Raises:
+        LLMCallError: a model call still failed after its retries (the checkpoint keeps the
+            last completed step).
+    """
+    run = _prepare(user, target_model, optimizer_model, config, thread_id, warm_start)
+    if cache is None and isinstance(checkpointer, str | Path):
+        cache = default_cache_path(Path(checkpointer).expanduser())
+    if isinstance(cache, str | Path):  # opening SQLite touches the disk: not on the event loop
+        cache = await asyncio.to_thread(ScoreCache, cache)
+    async with _acheckpointer(checkpointer) as saver:
+        graph = build_fermi_graph(
+            run.target, run.optimizer, config=run.config, checkpointer=saver, cache=cache
+        )
+        snapshot = await graph.aget_state(run.run_config) if saver is not None else None
+        start, done, finished = run.resume_point(snapshot)
+        if finished:
+            return result_from_state(snapshot.values, run.config)
+        bar = run.bar(progress, done)
+        try:
+            values = await _astream(graph, start, run.run_config, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if saver is not None:
+            values = (await graph.aget_state(run.run_config)).values
+    return result_from_state(values, run.config)
