@@ -112,8 +112,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--fallback",
-        choices=["profile", "none"],
-        default=None,
-        help="for users without learned prompts (default: an error)",
+        choices=["raise", "profile", "none"],
+        default="raise",
+        help="for users without learned prompts: raise (an error, the default), profile (their "
+        "profile as the prompt) or none (no system prompt)",
     )
     parser.add_argument("--max-tokens", type=at_least(1), default=None, help="reply length cap")
