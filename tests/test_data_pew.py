@@ -402,3 +402,26 @@ def test_unreadable_files_name_the_file(tmp_path: Path, wave: tuple[Path, Path])
 )
 def test_is_nonresponse(label: str, expected: bool) -> None:
     assert is_nonresponse(label) is expected
+
+
+def test_bench_takes_the_waves_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`fermi bench --wave-dir/--wave-meta`: another wave's folders, no W92 names needed."""
+    from langchain_fermi.cli.bench import add_arguments, config_from_args
+    from langchain_fermi.evaluation.datasets import load_bench_users
+
+    folder = tmp_path / "some_wave"
+    folder.mkdir()
+    write_wave(folder)
+    parser = add_arguments(__import__("argparse").ArgumentParser())
+    args = parser.parse_args(
+        [
+            *("--data-dir", str(tmp_path), "--wave-dir", str(folder)),
+            *("--wave-meta", str(folder), "--n-optimize", "2", "--n-test", "1"),
+        ]
+    )
+    config = config_from_args(args)
+    assert config.wave_dir == folder
+    with caplog.at_level("INFO"):
+        users = load_bench_users(config)
+    assert [u.user_id for u in users] == ["5001"]  # the one respondent with 3 answers
+    assert any("ATP W99.sav (W99)" in r.getMessage() for r in caplog.records)  # load report shown

@@ -19,7 +19,10 @@ __all__ = ["add_arguments", "config_from_args", "register", "run"]
 # BenchConfig fields by help group; each is an option named after the field (``n_test`` ->
 # ``--n-test``) with the field's default, type and description, unless the tables below differ.
 _GROUPS = {
-    "data": ("dataset", "data_dir", "max_users", "n_optimize", "n_test", "seed"),
+    "data": (
+        *("dataset", "data_dir", "wave_dir", "wave_meta"),
+        *("max_users", "n_optimize", "n_test", "seed"),
+    ),
     "methods": ("methods", "few_shot_k", "few_shot_with_profile", "num_neighbors"),
     "models and optimization": (
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),

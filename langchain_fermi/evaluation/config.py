@@ -66,6 +66,14 @@ class BenchConfig(BaseModel):
     results_dir: Path = DEFAULT_RESULTS_DIR
     dataset: Dataset = "opinionqa"
     data_dir: Path | None = Field(None, description="default: find_shared_data_dir()")
+    wave_dir: Path | None = Field(
+        None, description="the Pew wave's .sav file or folder (default: <data-dir>/pew_atp_w92)"
+    )
+    wave_meta: Path | None = Field(
+        None,
+        description="OpinionQA's info.csv (or its folder) for that wave "
+        "(default: <data-dir>/opinionqa_meta/American_Trends_Panel_W92)",
+    )
     max_users: int = Field(20, ge=1)
     n_optimize: int = Field(20, ge=2, description="opinions the learned methods may see")
     n_test: int = Field(30, ge=1, description="held-out questions per user")

@@ -20,6 +20,7 @@ __all__ = ["load_bench_users", "resolve_data_dir", "sample_users"]
 
 logger = logging.getLogger(__name__)
 
+W92_DIR = Path("pew_atp_w92")
 W92_META = Path("opinionqa_meta") / "American_Trends_Panel_W92"
 GLOBAL_FILE = Path("globalopinionqa") / "eval.json"
 
@@ -34,14 +35,6 @@ def resolve_data_dir(data_dir: Path | None) -> Path:
         )
         raise FileNotFoundError(msg)
     return Path(path)
-
-
-def _one(folder: Path, pattern: str) -> Path:
-    found = sorted(folder.glob(pattern))
-    if not found:
-        msg = f"no {pattern} in {folder}"
-        raise FileNotFoundError(msg)
-    return found[0]
 
 
 def sample_users(users: Sequence[UserProfile], n: int, *, seed: int) -> list[UserProfile]:
@@ -63,13 +56,13 @@ def load_bench_users(config: BenchConfig) -> list[UserProfile]:
     root = resolve_data_dir(config.data_dir)
     needed = config.n_optimize + config.n_test
     if config.dataset == "opinionqa":
-        meta = root / W92_META
         users = load_pew_atp(
-            _one(root / "pew_atp_w92", "*.sav"),
-            meta / "info.csv",
-            meta / "metadata.csv" if (meta / "metadata.csv").is_file() else None,
+            config.wave_dir or root / W92_DIR,
+            config.wave_meta or root / W92_META,
             min_opinions=needed,
         )
+        for line in users.report.summary().splitlines():  # shown by `fermi bench`
+            logger.warning("%s", line) if "left out" in line else logger.info("%s", line)
     else:
         users = load_global_opinionqa(root / GLOBAL_FILE, min_opinions=needed)
     if not users:
