@@ -19,7 +19,9 @@ B = "[{}]".format  # a bracketed optimizer reply
 
 
 def _config(**kw) -> FermiConfig:
-    base = {"K": 2, "L": 3, "T": 3, "max_concurrency": 1, "retry_backoff": 0.0}
+    # the paper's exact loop (no guard): these tests pin its mechanics; tests/test_graph_guard.py
+    # covers the guard
+    base = {"K": 2, "L": 3, "T": 3, "max_concurrency": 1, "retry_backoff": 0.0, "guard": False}
     return FermiConfig(**{**base, **kw})
 
 

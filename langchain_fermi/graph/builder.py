@@ -4,6 +4,8 @@
 START -> split_opinions -> generate_candidates -> evaluate_candidates -> extract_misaligned
       -> update_memory -(should_continue)-> generate_candidates | END
 ```
+With ``FermiConfig.guard`` the loop ends in ``validate_prompts`` (then END): the learned set is
+scored on held-out validation opinions and what may be served is kept (`graph.validation`).
 
 Running it for one user (checkpoints, resume, progress) is `langchain_fermi.graph.run`; turning
 its state into a `FermiResult` is `langchain_fermi.graph.result`.
@@ -26,6 +28,7 @@ from langgraph.store.base import BaseStore
 
 from langchain_fermi.graph.nodes import NODE_FUNCTIONS, FermiContext, should_continue
 from langchain_fermi.graph.state import FermiInput, FermiOutput, FermiState, Node
+from langchain_fermi.graph.validation import avalidate_prompts, validate_prompts
 from langchain_fermi.models import get_chat_model
 from langchain_fermi.scoring import AnswerScorer, ScoreCache
 from langchain_fermi.scoring.calibration import resolve_calibration
@@ -78,7 +81,7 @@ def _as_cache(cache: ScoreCache | str | Path | None) -> ScoreCache | None:
 
 def _recursion_limit(config: FermiConfig) -> int:
     """LangGraph's step limit: every iteration's nodes, with room for the split and the end."""
-    return len(Node.LOOP) * (config.iterations + 2) + 10
+    return len(Node.LOOP) * (config.iterations + 2) + 11
 
 
 def build_fermi_graph(
@@ -138,6 +141,11 @@ def build_fermi_graph(
     builder = StateGraph(FermiState, input_schema=FermiInput, output_schema=FermiOutput)
     for name, (func, afunc) in NODE_FUNCTIONS.items():
         builder.add_node(name, _node(name, func, afunc, ctx))
+    end = END
+    if config.guard:
+        end = Node.VALIDATE_PROMPTS
+        builder.add_node(end, _node(end, validate_prompts, avalidate_prompts, ctx))
+        builder.add_edge(end, END)
     builder.add_edge(START, Node.SPLIT_OPINIONS)
     builder.add_edge(Node.SPLIT_OPINIONS, Node.GENERATE_CANDIDATES)
     builder.add_edge(Node.GENERATE_CANDIDATES, Node.EVALUATE_CANDIDATES)
@@ -146,7 +154,7 @@ def build_fermi_graph(
     builder.add_conditional_edges(
         Node.UPDATE_MEMORY,
         should_continue,
-        {Node.GENERATE_CANDIDATES: Node.GENERATE_CANDIDATES, END: END},
+        {Node.GENERATE_CANDIDATES: Node.GENERATE_CANDIDATES, END: end},
     )
     graph = builder.compile(checkpointer=checkpointer, store=store, name="fermi")
     return graph.with_config(recursion_limit=_recursion_limit(config))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +19,10 @@ from langchain_core.messages import BaseMessage
 from langgraph.graph import END
 from langgraph.types import Overwrite
 
+from langchain_fermi.graph.candidates import collect_candidates, initial_candidates
+from langchain_fermi.graph.guard import DEGENERATE_REASONS, split_validation
 from langchain_fermi.graph.prompts import (
     build_meta_prompt,
-    normalize_prompt,
-    parse_bracketed,
 )
 from langchain_fermi.graph.rules import (
     budget_spent,
@@ -41,7 +41,6 @@ from langchain_fermi.graph.state import (
     load_prompts,
     load_user,
 )
-from langchain_fermi.questions import profile_prompt
 from langchain_fermi.scoring import AnswerScorer, ScoredAnswer, agreement
 from langchain_fermi.types import Cost, FermiConfig, Opinion, ScoredPrompt, UserProfile
 
@@ -111,12 +110,20 @@ def split_opinions(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     Accumulated lists are written with `Overwrite`, so a thread that already holds an older
     run starts clean instead of appending to it.
     """
-    user = load_user(state)
+    user, cfg = load_user(state), ctx.config
     scoring, demos = split_scoring_and_demos(
-        user.opinions, user.user_id, demo_fraction=ctx.config.demo_fraction, seed=ctx.config.seed
+        user.opinions, user.user_id, demo_fraction=cfg.demo_fraction, seed=cfg.seed
     )
+    guarded: dict[str, Any] = {}
+    if cfg.guard:  # validation opinions come out of the scoring split
+        scoring, held = split_validation(
+            scoring, user.user_id, n_opinions=len(user.opinions),
+            fraction=cfg.validation_fraction, seed=cfg.seed,
+        )  # fmt: skip
+        guarded = {"validation_ids": held, "served": None, "validation": {}, "fallback": False}
     zero = Cost().model_dump(mode="json")
     return {
+        **guarded,
         "scoring_ids": scoring,
         "demo_ids": demos,
         "iteration": 0,
@@ -128,24 +135,12 @@ def split_opinions(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
         "iteration_cost": zero,
         "cost_per_iteration": _reset(state, "cost_per_iteration"),
         "cost": zero,
-        "dropped": dict.fromkeys(DROP_REASONS, 0),
+        "dropped": dict.fromkeys(DROP_REASONS + (DEGENERATE_REASONS if cfg.guard else ()), 0),
         "stop_reason": "",
     }
 
 
 # ------------------------------------------------------------------------------ generate
-
-
-def _initial_candidates(state: FermiState) -> list[str]:
-    """Iteration 0: the profile prompt, then any warm-start prompts, without duplicates."""
-    out: list[str] = []
-    seen: set[str] = set()
-    for text in [profile_prompt(load_user(state)), *state.get("warm_start", [])]:
-        key = normalize_prompt(text)
-        if key and key not in seen:
-            seen.add(key)
-            out.append(text.strip())
-    return out
 
 
 def meta_prompt(state: FermiState, ctx: FermiContext) -> str:
@@ -170,34 +165,6 @@ def _num_samples(state: FermiState, ctx: FermiContext) -> int:
     return n
 
 
-def collect_candidates(
-    state: FermiState, replies: Sequence[BaseMessage], *, fallback: str = "drop"
-) -> tuple[list[str], dict[str, int]]:
-    """Parse the replies; drop and count duplicates (of anything scored or earlier in this
-    batch, whitespace-normalised), empty and unparseable ones.
-
-    A reply with no bracket is unparseable, unless ``fallback="reply"``: then the whole reply
-    is the new prompt.
-    """
-    known = {normalize_prompt(p["text"]) for p in state.get("scored", [])}
-    dropped = {**dict.fromkeys(DROP_REASONS, 0), **(state.get("dropped") or {})}
-    out: list[str] = []
-    for reply in replies:
-        text = parse_bracketed(str(reply.text))
-        if text is None and fallback == "reply":
-            text = str(reply.text).strip()
-        key = normalize_prompt(text or "")
-        reason = "unparseable" if text is None else "empty" if not key else ""
-        if not reason and key in known:
-            reason = "duplicate"
-        if reason:
-            dropped[reason] += 1
-            continue
-        known.add(key)
-        out.append(text)  # type: ignore[arg-type]
-    return out, dropped
-
-
 def _generation_update(
     state: FermiState,
     ctx: FermiContext,
@@ -206,7 +173,11 @@ def _generation_update(
     calls: int,
     started: float,
 ) -> dict[str, Any]:
-    candidates, dropped = collect_candidates(state, replies, fallback=ctx.config.bracket_fallback)
+    cfg = ctx.config
+    guard_words = cfg.min_prompt_words if cfg.guard else None
+    candidates, dropped = collect_candidates(
+        state, replies, fallback=cfg.bracket_fallback, guard_words=guard_words
+    )
     delta = replies_cost(prompt, replies, calls)
     return {
         "candidates": candidates,
@@ -227,7 +198,7 @@ def generate_candidates(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """
     started = time.perf_counter()
     if state.get("iteration", 0) == 0:
-        return {"candidates": _initial_candidates(state)}
+        return {"candidates": initial_candidates(state)}
     prompt, n = meta_prompt(state, ctx), _num_samples(state, ctx)
     replies, calls = sample_replies(ctx.optimizer, prompt, n, ctx.config) if n else ([], 0)
     return _generation_update(state, ctx, prompt, replies, calls, started)
@@ -237,7 +208,7 @@ async def agenerate_candidates(state: FermiState, ctx: FermiContext) -> dict[str
     """Async `generate_candidates`."""
     started = time.perf_counter()
     if state.get("iteration", 0) == 0:
-        return {"candidates": _initial_candidates(state)}
+        return {"candidates": initial_candidates(state)}
     prompt, n = meta_prompt(state, ctx), _num_samples(state, ctx)
     if n:
         replies, calls = await asample_replies(ctx.optimizer, prompt, n, ctx.config)

@@ -28,5 +28,9 @@ def result_from_state(
         cost_per_iteration=[costs(c) for c in values.get("cost_per_iteration", [])],
         stop_reason=values.get("stop_reason", ""),
         dropped=dict(values.get("dropped") or {}),
+        served=None if values.get("served") is None else load_prompts(values.get("served")),
+        validation=dict(values.get("validation") or {}),
+        validation_ids=list(values.get("validation_ids") or []),
+        fallback=bool(values.get("fallback")),
         config=config,
     )

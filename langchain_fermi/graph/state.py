@@ -55,7 +55,11 @@ class Node:
     )
     """One iteration, in order (``update_memory`` routes back to its first node or ends)."""
     ALL: tuple[str, ...] = (SPLIT_OPINIONS, *LOOP)
-    """Every node, in the order a run first reaches them."""
+    """Every node of the paper's loop, in the order a run first reaches them."""
+    VALIDATE_PROMPTS = "validate_prompts"
+    """With ``FermiConfig.guard``: after the loop, keep the prompts to serve (then the end)."""
+    GUARDED: tuple[str, ...] = (*ALL, VALIDATE_PROMPTS)
+    """Every node of a guarded graph."""
 
 
 class FermiInput(TypedDict, total=False):
@@ -77,8 +81,9 @@ class FermiState(TypedDict, total=False):
         user: the user, ``UserProfile.model_dump(mode="json")``.
         warm_start: prompt texts scored in iteration 0 next to the initial prompt.
         fingerprint: hash of the inputs and config a run was started with (resume checks it).
-        scoring_ids: ids of the opinions prompts are scored on (about 80 %).
+        scoring_ids: ids of the opinions prompts are scored on (about 80 %; 60 % with the guard).
         demo_ids: ids of the opinions shown to the optimizer as demonstrations (about 20 %).
+        validation_ids: guard: ids held out from scoring to validate the served prompts.
         iteration: index of the iteration in progress (0 scores the initial prompt).
         candidates: prompt texts waiting to be scored in this iteration.
         new_scored: this iteration's scored prompts (`ScoredPrompt` dicts).
@@ -90,6 +95,9 @@ class FermiState(TypedDict, total=False):
         cost: the total `Cost`.
         dropped: optimizer outputs not scored, by reason (see `DROP_REASONS`).
         stop_reason: why the loop stopped (empty while it runs).
+        served: guard: the prompts to serve (`ScoredPrompt` dicts), best first.
+        validation: guard: validation accuracy by prompt text.
+        fallback: guard: only the profile prompt is served.
     """
 
     user: dict[str, Any]
@@ -97,6 +105,7 @@ class FermiState(TypedDict, total=False):
     fingerprint: str
     scoring_ids: list[str]
     demo_ids: list[str]
+    validation_ids: list[str]
     iteration: int
     candidates: list[str]
     new_scored: list[dict[str, Any]]
@@ -108,6 +117,9 @@ class FermiState(TypedDict, total=False):
     cost: dict[str, Any]
     dropped: dict[str, int]
     stop_reason: str
+    served: list[dict[str, Any]] | None
+    validation: dict[str, float]
+    fallback: bool
 
 
 class FermiOutput(TypedDict, total=False):
@@ -121,6 +133,10 @@ class FermiOutput(TypedDict, total=False):
     cost: dict[str, Any]
     dropped: dict[str, int]
     stop_reason: str
+    validation_ids: list[str]
+    served: list[dict[str, Any]] | None
+    validation: dict[str, float]
+    fallback: bool
 
 
 def load_user(state: FermiState | dict[str, Any]) -> UserProfile:

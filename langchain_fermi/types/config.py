@@ -79,6 +79,17 @@ class FermiConfig(BaseModel):
         "distribution per question (contextual calibration), 'none' reads them raw, 'auto' "
         "picks per model family (scoring.default_calibration: neutral for Qwen2.5)",
     )
+    guard: bool = Field(
+        True,
+        description="reject degenerate candidates (an option letter or label, copied survey "
+        "text, fewer than min_prompt_words words) and serve only prompts that do no worse than "
+        "the profile prompt on validation opinions held out from scoring; False: the paper's "
+        "exact loop",
+    )
+    validation_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="guard: share of the opinions held out for validation"
+    )
+    min_prompt_words: int = Field(4, ge=1, description="guard: fewest words of an instruction")
     stop_at_bracket: bool = Field(
         True,
         description="end each optimizer reply at its first ']' (the new prompt is complete there; "

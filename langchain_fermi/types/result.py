@@ -120,9 +120,48 @@ class FermiResult(BaseModel):
     stop_reason: str = ""
     dropped: dict[str, int] = Field(
         default_factory=dict,
-        description="optimizer outputs not scored, by reason (duplicate / empty / unparseable)",
+        description="optimizer outputs not scored, by reason (duplicate / empty / unparseable; "
+        "with the guard also option_label / copied_text / too_short)",
+    )
+    served: list[ScoredPrompt] | None = Field(
+        None,
+        description="the prompts to serve, best first (FermiConfig.guard: the memory and last "
+        "generation minus those that did worse than the profile prompt on the validation "
+        "opinions); None: no validation ran, serve the memory and last generation",
+    )
+    validation: dict[str, float] = Field(
+        default_factory=dict, description="guard: accuracy on the validation opinions, by text"
+    )
+    validation_ids: list[str] = Field(
+        default_factory=list, description="guard: the opinions held out from scoring"
+    )
+    fallback: bool = Field(
+        False, description="guard: no learned prompt was kept; only the profile prompt is served"
     )
     config: FermiConfig = Field(default_factory=FermiConfig)
+
+    def learned_prompts(self, *, include_last_generation: bool = True) -> list[ScoredPrompt]:
+        """The prompt set learned for the user, best first: the memory plus, optionally, the
+        last scored generation (FERMI.md *(choice)*), deduplicated by text. Ties keep memory
+        order."""
+        chosen = list(self.memory)
+        if include_last_generation and self.prompts:
+            last = max(p.iteration for p in self.prompts)
+            chosen += [p for p in self.prompts if p.iteration == last]
+        seen: set[str] = set()
+        unique = [p for p in chosen if not (p.text in seen or seen.add(p.text))]  # type: ignore[func-returns-value]
+        return sorted(unique, key=lambda p: -p.score)
+
+    def serving_prompts(self, *, include_last_generation: bool = True) -> list[ScoredPrompt]:
+        """What a store should serve: the guard's `served` set when it ran (restricted to the
+        learned set asked for, the profile fallback kept), else `learned_prompts`."""
+        learned = self.learned_prompts(include_last_generation=include_last_generation)
+        if self.served is None:
+            return learned
+        if self.fallback:
+            return list(self.served)
+        texts = {p.text for p in learned}
+        return [p for p in self.served if p.text in texts]
 
     @property
     def best(self) -> ScoredPrompt:
