@@ -12,7 +12,7 @@ from fermi_store_fakes import KeywordEmbeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from scale_fixtures import openai_models, standin, stats, synthetic_users  # noqa: F401
+from scale_helpers import openai_models, stats, synthetic_users
 
 from benchmarks.latency_server import _normalise, fetch
 from langchain_fermi.graph import aoptimize_user, optimize_user
@@ -23,6 +23,8 @@ from langchain_fermi.store import FermiStore
 from langchain_fermi.types import FermiConfig
 
 CONFIG = FermiConfig(K=2, T=2, max_retries=0)
+
+pytest_plugins = ("scale_fixtures",)
 
 
 class Target(BaseChatModel):

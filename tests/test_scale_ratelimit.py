@@ -8,7 +8,7 @@ import threading
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.rate_limiters import BaseRateLimiter
-from scale_fixtures import openai_models, standin, synthetic_users  # noqa: F401
+from scale_helpers import openai_models, synthetic_users
 
 from benchmarks.latency_server import fetch
 from langchain_fermi.scale.ratelimit import (
@@ -19,6 +19,8 @@ from langchain_fermi.scale.ratelimit import (
 )
 from langchain_fermi.scoring import AnswerScorer
 from langchain_fermi.tokens import count_message_tokens
+
+pytest_plugins = ("scale_fixtures",)
 
 
 class FakeClock:

@@ -332,35 +332,53 @@ async def aoptimize_users(
     )
     score_cache = await asyncio.to_thread(_open_cache, cache, checkpointer)
     outcomes: list[UserOutcome | None] = [None] * len(people)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(people)):
-        queue.put_nowait(i)
     started = time.perf_counter()
-    async with _open_checkpointer(checkpointer) as saver:
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                outcome = await _one(
-                    people[i],
-                    target=target,
-                    optimizer=optimizer,
-                    config=config,
-                    saver=saver,
-                    cache=score_cache,
-                    store=store,
-                    skip_done=skip_done,
-                    keep_results=keep_results,
-                )
-                outcomes[i] = outcome
-                if on_outcome is not None:
-                    on_outcome(outcome)
-
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(people)) or 1)))
+    try:
+        async with _open_checkpointer(checkpointer) as saver:
+            await _work(
+                people,
+                outcomes,
+                concurrency,
+                on_outcome,
+                target=target,
+                optimizer=optimizer,
+                config=config,
+                saver=saver,
+                cache=score_cache,
+                store=store,
+                skip_done=skip_done,
+                keep_results=keep_results,
+            )
+    finally:
+        if score_cache is not cache:  # opened here: close it here
+            await asyncio.to_thread(score_cache.close)
     return BatchResult(
         outcomes=[o for o in outcomes if o is not None],
         wall_seconds=time.perf_counter() - started,
     )
+
+
+async def _work(
+    people: list[UserProfile],
+    outcomes: list[UserOutcome | None],
+    concurrency: int,
+    on_outcome: Callable[[UserOutcome], None] | None,
+    **job: Any,
+) -> None:
+    """``concurrency`` workers taking users from a queue until it is empty."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(people)):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            outcome = await _one(people[i], **job)
+            outcomes[i] = outcome
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(people)) or 1)))
 
 
 def optimize_users(

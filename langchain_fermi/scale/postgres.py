@@ -143,6 +143,17 @@ def _rebuild_score_cache(url: str, table: str, pool_size: int) -> PostgresScoreC
     return PostgresScoreCache(url, table=table, pool_size=pool_size)
 
 
+def _reply_classes() -> list[type]:
+    from langchain_core.messages import AIMessage, AIMessageChunk
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation
+
+    return [ChatGeneration, ChatGenerationChunk, Generation, AIMessage, AIMessageChunk]
+
+
+_REPLY_CLASSES = _reply_classes()
+"""What a stored reply may revive into (our own table, but still: nothing else)."""
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -178,7 +189,7 @@ class PostgresResponseCache(BaseCache):
                 f"SELECT value FROM {self.table} WHERE prompt = %s AND llm = %s",
                 (_digest(prompt), _digest(llm_string)),
             ).fetchone()
-        return None if row is None else loads(row[0], allowed_objects="messages")
+        return None if row is None else loads(row[0], allowed_objects=_REPLY_CLASSES)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store the generations of one call."""

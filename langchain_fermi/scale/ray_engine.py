@@ -133,24 +133,30 @@ def _run_chunk(
         else None
     )
     target, optimizer = limited_models(job["target"], job["optimizer"], config, limiters=limiters)
+    replies = None
     if job["response_cache"] and is_postgres_url(job["cache"]):
         from langchain_fermi.scale.postgres import PostgresResponseCache
 
-        target = target.model_copy(update={"cache": PostgresResponseCache(job["cache"])})
-    batch = asyncio.run(
-        aoptimize_users(
-            users,
-            target,
-            optimizer,
-            config=config,
-            concurrency=job["concurrency"],
-            store=_open_store(job["store"]),
-            checkpointer=job["checkpointer"],
-            cache=job["cache"],
-            skip_done=job["skip_done"],
-            keep_results=job["keep_results"],
+        replies = PostgresResponseCache(job["cache"])
+        target = target.model_copy(update={"cache": replies})
+    try:
+        batch = asyncio.run(
+            aoptimize_users(
+                users,
+                target,
+                optimizer,
+                config=config,
+                concurrency=job["concurrency"],
+                store=_open_store(job["store"]),
+                checkpointer=job["checkpointer"],
+                cache=job["cache"],
+                skip_done=job["skip_done"],
+                keep_results=job["keep_results"],
+            )
         )
-    )
+    finally:
+        if replies is not None:
+            replies.close()
     return [o.model_dump(mode="json") for o in batch.outcomes]
 
 
