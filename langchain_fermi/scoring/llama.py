@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from langchain_fermi.models.llama_runtime import chat_prompt_tokens
 from langchain_fermi.types import OPTION_LETTERS
 
 if TYPE_CHECKING:
@@ -62,43 +63,12 @@ class LlamaLetterScorer:
 
     def __init__(self, model: LocalLlamaChatModel) -> None:
         self.model = model
-        self._formatter: Any = None
         self._letter_ids: list[int] | None = None
 
     # ------------------------------------------------------------------ formatting
-    def _chat_formatter(self, llm: Llama) -> Any:
-        """The formatter `create_chat_completion` uses for this model (same template and tokens)."""
-        if self._formatter is not None:
-            return self._formatter
-        from llama_cpp import llama_chat_format
-
-        if llm.chat_handler is not None:
-            msg = "a model with a custom chat_handler cannot be scored from logits; use 'parse'"
-            raise NotImplementedError(msg)
-        fmt = llm.chat_format or ""
-        key = "tokenizer.chat_template" + ("" if fmt == "chat_template.default" else f".{fmt}")
-        if fmt.startswith("chat_template.") and key in llm.metadata:
-            # Mirrors Llama.__init__, which builds its handler from the GGUF's template this way.
-            eos_id, bos_id = llm.token_eos(), llm.token_bos()
-            eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
-            bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
-            self._formatter = llama_chat_format.Jinja2ChatFormatter(
-                template=llm.metadata[key], eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]
-            )
-        elif fmt == "chatml":
-            self._formatter = llama_chat_format.format_chatml
-        else:
-            msg = f"chat format {fmt!r} is not supported by the logits scorer; use method='parse'"
-            raise NotImplementedError(msg)
-        return self._formatter
-
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The tokens `create_chat_completion(messages)` evaluates, generation prompt included."""
-        llm = self.model.llama
-        result = self._chat_formatter(llm)(messages=messages)
-        return llm.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
+        return chat_prompt_tokens(self.model.llama, messages)
 
     def letter_ids(self) -> list[int]:
         """Token id of each bare option letter (``"A"``..``"Z"``) as generated after the prompt."""
