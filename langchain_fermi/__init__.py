@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use
     from langchain_fermi.agents import FermiMemoryStore, FermiMiddleware, reoptimize
     from langchain_fermi.graph import build_fermi_graph, optimize_user
+    from langchain_fermi.graph.estimate import CostEstimate, estimate_cost
     from langchain_fermi.models import LocalLlamaChatModel, get_chat_model
     from langchain_fermi.models.embeddings import MiniLMEmbeddings
     from langchain_fermi.personalizer import FermiPersonalizer
@@ -51,6 +52,8 @@ _LAZY = {
     "count_tokens": "langchain_fermi.tokens",
     "build_fermi_graph": "langchain_fermi.graph",
     "optimize_user": "langchain_fermi.graph",
+    "estimate_cost": "langchain_fermi.graph.estimate",
+    "CostEstimate": "langchain_fermi.graph.estimate",
     "FermiStore": "langchain_fermi.store",
     "select_prompt": "langchain_fermi.retrieval",
     "PromptSelection": "langchain_fermi.retrieval",
@@ -64,6 +67,7 @@ __all__ = [
     "AnswerScorer",
     "BudgetExceededError",
     "Cost",
+    "CostEstimate",
     "FermiConfig",
     "FermiError",
     "FermiMemoryStore",
@@ -88,6 +92,7 @@ __all__ = [
     "__version__",
     "build_fermi_graph",
     "count_tokens",
+    "estimate_cost",
     "get_chat_model",
     "optimize_user",
     "reoptimize",

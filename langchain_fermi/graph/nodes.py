@@ -271,9 +271,19 @@ class _Evaluation:
         self.spent = self.spent + _answers_cost(answers)
         self.scored.append(_scored_prompt(text, self.opinions, answers, self.state, self.ctx))
         total = len(self.state.get("candidates", []))
-        event = {"event": "scored", "iteration": self.state.get("iteration", 0)}
-        _emit({**event, "done": len(self.scored), "total": total, "score": self.scored[-1].score})
         spent = costs(self.state.get("cost")) + self.spent
+        so_far = spent + costs(self.state.get("iteration_cost"))  # + this iteration's optimizer
+        event = {"event": "scored", "iteration": self.state.get("iteration", 0)}
+        _emit(
+            {
+                **event,
+                "done": len(self.scored),
+                "total": total,
+                "score": self.scored[-1].score,
+                "calls": so_far.target_calls + so_far.optimizer_calls,
+                "tokens": so_far.total_tokens,
+            }
+        )
         return budget_spent(spent, self.ctx.config) is not None
 
     def update(self) -> dict[str, Any]:

@@ -85,20 +85,33 @@ def _progress_bar(enabled: bool, total: int, user_id: str) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"fermi {user_id}", unit="it", leave=True)
+    return tqdm(total=total, desc=f"fermi {user_id}", unit="prompt", leave=True)
+
+
+def max_prompts(config: FermiConfig, warm_start: int = 0) -> int:
+    """Most prompts a run scores: the profile prompt, the warm start, then K per iteration."""
+    return 1 + warm_start + config.num_candidates * last_iteration(config)
 
 
 def _track(bar: Any, mode: str, chunk: Any) -> None:
-    """Advance the progress bar on iteration ends; show candidate scoring in its postfix."""
-    if bar is None:
+    """Advance the bar once per scored prompt, with the iteration, best score, calls and tokens
+    spent so far in its postfix; at the end the total drops to what was scored (dropped
+    optimizer replies are never scored)."""
+    if bar is None or not isinstance(chunk, dict):
         return
-    if mode == "custom" and isinstance(chunk, dict) and chunk.get("event") == "scored":
-        bar.set_postfix_str(f"scoring {chunk['done']}/{chunk['total']}", refresh=True)
-    elif mode == "updates" and isinstance(chunk, dict) and Node.UPDATE_MEMORY in chunk:
-        update = chunk[Node.UPDATE_MEMORY] or {}
+    if mode == "custom" and chunk.get("event") == "scored":
         bar.update(1)
-        best = (update.get("curve") or [0.0])[-1]
-        bar.set_postfix_str(f"best {best:.3f}", refresh=True)
+        bar.best = max(getattr(bar, "best", 0.0), float(chunk.get("score", 0.0)))
+        bar.set_postfix_str(
+            f"it {chunk.get('iteration', 0)} best {bar.best:.3f} "
+            f"calls {chunk.get('calls', 0)} tokens {chunk.get('tokens', 0):,}",
+            refresh=True,
+        )
+    elif mode == "updates" and Node.UPDATE_MEMORY in chunk:
+        update = chunk[Node.UPDATE_MEMORY] or {}
+        if update.get("stop_reason"):
+            bar.total = bar.n
+            bar.refresh()
 
 
 def _stream(
@@ -127,7 +140,7 @@ class _Run:
     run_config: RunnableConfig
 
     def resume_point(self, snapshot: Any) -> tuple[dict[str, Any] | None, int, bool]:
-        """From a thread's snapshot: (input or None to resume, iterations done, finished)."""
+        """From a thread's snapshot: (input or None to resume, prompts scored, finished)."""
         if snapshot is None or snapshot.values.get("fingerprint") != self.inputs["fingerprint"]:
             return self.inputs, 0, False
         if not snapshot.next and snapshot.values.get("stop_reason"):
@@ -135,10 +148,12 @@ class _Run:
             return None, 0, True
         done = len(snapshot.values.get("curve", []))
         logger.info("resuming thread %s after %d iteration(s)", self.run_config, done)
-        return None, done, False
+        return None, len(snapshot.values.get("scored", [])), False
 
     def bar(self, progress: bool, done: int) -> Any:
-        bar = _progress_bar(progress, last_iteration(self.config) + 1, self.user.user_id)
+        """A bar over the prompts to score; ``done`` of them were scored before a resume."""
+        total = max_prompts(self.config, len(self.inputs["warm_start"]))
+        bar = _progress_bar(progress, total, self.user.user_id)
         if bar is not None:
             bar.update(done)
         return bar
