@@ -108,3 +108,39 @@ def test_optimize_on_smollm2(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert result["cost"]["optimizer_calls"] == 1
     scores = [p["score"] for p in result["memory"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_estimate_prints_calls_tokens_and_money_without_calling_a_model(
+    users_file: Path, scripted: dict, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["optimize", "--users", str(users_file), "-K", "2", "-T", "3", "--estimate"]
+    argv += ["--price-per-1k-prompt", "0.15", "--price-per-1k-completion", "0.6"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("cost estimate for") == 2  # one table per user
+    assert "expected   upper bound" in printed and "money" in printed
+    calls = [ln for ln in printed.splitlines() if ln.startswith("optimizer calls")]
+    assert calls and all(ln.split()[-2:] == ["6", "6"] for ln in calls)  # K x T
+    assert scripted["target"].calls == 0 and scripted["optimizer"].attempts == 0
+
+    assert main([*argv, "--json", "--user-id", "u2"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["user_id"] == "u2" and summary["upper"]["optimizer_calls"] == 6
+    assert summary["expected"]["money"] > 0 and "actual" not in summary
+
+
+def test_a_run_shows_the_estimate_next_to_the_actual_cost(
+    users_file: Path, scripted: dict, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["optimize", "--users", str(users_file), "--user-id", "u1", "-K", "1", "-T", "2"]
+    assert main([*argv, "--no-store", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "expected   upper bound        actual" in printed
+    row = next(ln for ln in printed.splitlines() if ln.startswith("target calls"))
+    assert row.split()[-1] == str(scripted["target"].calls)
+
+
+def test_a_negative_price_is_a_usage_error(users_file: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["optimize", "--users", str(users_file), "--estimate", "--price-per-1k-prompt", "-1"]
+    assert main(argv) == 2
+    assert "argument --price-per-1k-prompt: must be >= 0, got -1.0" in capsys.readouterr().err

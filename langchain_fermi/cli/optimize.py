@@ -7,6 +7,10 @@ Example:
 With ``--checkpoint``, an interrupted command resumes where it stopped when run again (each user
 is one thread, its id the thread id; finished users are not recomputed). Results are saved to the
 Fermi store (see ``fermi users``) unless ``--no-store``.
+
+``--estimate`` prints each user's expected and upper-bound calls and tokens (and money with
+``--price-per-1k-prompt`` / ``--price-per-1k-completion``) without calling any model; after a
+run the same table shows the actual cost next to the estimate.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_fermi.cli._common import (
+    UsageError,
     add_command,
     add_json_argument,
     add_model_arguments,
@@ -31,7 +36,14 @@ from langchain_fermi.cli._common import (
 )
 from langchain_fermi.errors import UnknownUserError
 
-__all__ = ["config_from_args", "iterations_run", "register", "render_result", "run"]
+__all__ = [
+    "config_from_args",
+    "estimates",
+    "iterations_run",
+    "register",
+    "render_result",
+    "run",
+]
 
 _TEXT_WIDTH = 100
 
@@ -99,8 +111,36 @@ def _select_users(users: list[Any], ids: list[str] | None, path: Path) -> list[A
     return [by_id[i] for i in dict.fromkeys(ids)]
 
 
+def _price(value: float | None, flag: str) -> float | None:
+    if value is not None and value < 0:
+        msg = f"argument {flag}: must be >= 0, got {value}"
+        raise UsageError(msg)
+    return value
+
+
+def estimates(
+    users: list[Any], config: Any, target: Any, optimizer: Any, prices: tuple[Any, Any]
+) -> dict[str, Any]:
+    """Each user's `CostEstimate` (by user id) at (prompt, completion) prices per 1k tokens;
+    no model is called."""
+    from langchain_fermi.graph.estimate import estimate_cost
+
+    prompt, completion = prices
+    return {
+        u.user_id: estimate_cost(
+            u,
+            config,
+            target=target,
+            optimizer=optimizer,
+            price_per_1k_prompt=prompt,
+            price_per_1k_completion=completion,
+        )
+        for u in users
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    """Optimize the selected users one after the other."""
+    """Optimize the selected users one after the other (or only estimate, with --estimate)."""
     from tqdm.auto import tqdm
 
     from langchain_fermi.data import load_users
@@ -108,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
     from langchain_fermi.scoring import ScoreCache
 
     config = config_from_args(args)  # usage errors before any file is read
+    prices = (
+        _price(args.price_per_1k_prompt, "--price-per-1k-prompt"),
+        _price(args.price_per_1k_completion, "--price-per-1k-completion"),
+    )
     users_file = check_file(args.users, "users file")
     users = _select_users(load_users(users_file), args.user_id, users_file)
     target = chat_model(args.model, "--model", role="target", temperature=config.target_temperature)
@@ -117,6 +161,13 @@ def run(args: argparse.Namespace) -> int:
         role="optimizer",
         temperature=config.optimizer_temperature,
     )
+    costs = estimates(users, config, target, optimizer, prices)
+    if args.estimate:
+        if args.json:
+            print_json([est.summary() for est in costs.values()])
+        else:
+            print("\n\n".join(est.report() for est in costs.values()))
+        return 0
     cache = ScoreCache(args.cache) if args.cache is not None else None
     store = None if args.no_store else open_store(args, must_exist=False)
     progress = not args.quiet
@@ -134,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         )
         results.append(result)
         print(render_result(result, full=args.full), file=say, flush=True)
+        print(costs[user.user_id].report(result.cost), file=say, flush=True)
         if store is not None:
             generation = store.save_result(result, user)
             print(f"  saved as generation {generation} in the Fermi store", file=say, flush=True)
@@ -183,6 +235,21 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=None,
         help="SQLite score cache (default: <checkpoint>.scores.sqlite with --checkpoint)",
+    )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the expected and upper-bound calls, tokens (and money) per user; run nothing",
+    )
+    p.add_argument(
+        "--price-per-1k-prompt", type=float, default=None, metavar="PRICE", help="for the estimate"
+    )
+    p.add_argument(
+        "--price-per-1k-completion",
+        type=float,
+        default=None,
+        metavar="PRICE",
+        help="for the estimate",
     )
     p.add_argument("--out", type=Path, default=None, help="write the results as a JSON list")
     add_store_argument(p, "Fermi store to save the prompts in (default: as `fermi users`)")
