@@ -18,7 +18,7 @@ from fermi_store_fakes import (
     prompt,
 )
 
-from langchain_fermi.errors import UnknownUserError
+from langchain_fermi.errors import DamagedUserError, UnknownUserError
 from langchain_fermi.store import FermiStore, result_prompts
 from langchain_fermi.store.client import default_store_path
 from langchain_fermi.types import Opinion
@@ -346,8 +346,9 @@ def test_damaged_store_fails_clearly(store: FermiStore, monkeypatch: pytest.Monk
     monkeypatch.setattr(store_module, "_READ_PATIENCE_S", 0.3)  # default: retry for 5 s
     store.save_user(make_user("alice"))
     store._opinions.delete(ids=["alice:o1"])  # a row lost behind the store's back
-    with pytest.raises(RuntimeError, match="never matched the user's record"):
+    with pytest.raises(DamagedUserError, match="user 'alice' is damaged: its rows never matched"):
         store.get_user("alice")
+    assert issubclass(DamagedUserError, RuntimeError)
     store.delete_user("alice")  # still cleans up
     assert store.list_users() == [] and not store._opinions.get(include=[])["ids"]
 

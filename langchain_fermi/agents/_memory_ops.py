@@ -15,7 +15,6 @@ from langgraph.store.base import InvalidNamespaceError, Item, MatchCondition, Se
 from pydantic import ValidationError
 
 from langchain_fermi.errors import validation_message
-
 from langchain_fermi.types import Opinion, ScoredPrompt, validate_user_id
 
 __all__ = [

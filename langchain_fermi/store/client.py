@@ -7,10 +7,19 @@ any connection is made, with a message that names both settings.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["default_store_path", "make_client", "resolve_target"]
+__all__ = [
+    "default_store_path",
+    "fresh_persistent_client",
+    "is_writable",
+    "make_client",
+    "read_only_copy",
+    "resolve_target",
+]
 
 
 def default_store_path() -> Path:
@@ -23,17 +32,64 @@ def default_store_path() -> Path:
     return Path(base).expanduser() / "langchain-fermi" / "chroma"
 
 
-def make_client(path: str | os.PathLike[str] | None, host: str | None, port: int | None) -> Any:
-    """A Chroma ``HttpClient`` when ``host`` is set, else a ``PersistentClient`` (telemetry off)."""
+def make_client(host: str, port: int | None) -> Any:
+    """A Chroma ``HttpClient`` (telemetry off)."""
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
-    if host is not None:
-        return chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
-    where = Path(path) if path is not None else default_store_path()
-    where.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(where), settings=settings)
+    return chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
+
+
+def fresh_persistent_client(path: Path) -> Any:
+    """A ``PersistentClient`` on a new Chroma ``System`` (its own Rust bindings and HNSW caches).
+
+    ``chromadb.PersistentClient`` shares one ``System`` per folder and process, and that system
+    loads each collection's vector index once and then only applies this process's own writes
+    to it: rows another process wrote afterwards are missing from it ("Error getting embedding"),
+    and saving that stale index would drop them from disk. A new system replays what the folder
+    holds now. It becomes the one later ``PersistentClient(path)`` calls of this process share.
+    """
+    from chromadb.api import ServerAPI
+    from chromadb.api.client import Client
+    from chromadb.config import Settings, System
+    from chromadb.telemetry.product import ProductTelemetryClient
+
+    settings = Settings(anonymized_telemetry=False, is_persistent=True, persist_directory=str(path))
+    system = System(settings)
+    system.instance(ProductTelemetryClient)
+    system.instance(ServerAPI)
+    system.start()
+    return Client.from_system(system)
+
+
+def is_writable(path: Path) -> bool:
+    """Whether this process can write the store folder (and its database file, if any)."""
+    db = path / "chroma.sqlite3"
+    return os.access(path, os.W_OK | os.X_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+
+def read_only_copy(path: Path) -> Path:
+    """Copy a store folder this process cannot write into a new temporary folder.
+
+    Chroma's embedded client writes to its folder on open (migrations, log bookkeeping), so a
+    read-only folder is read through a copy: a snapshot as of now, costing one copy of the
+    folder (about 0.1 s for 10 MB on a laptop disk).
+
+    Raises:
+        FileNotFoundError: ``path`` holds no Chroma database.
+    """
+    if not (path / "chroma.sqlite3").is_file():
+        msg = f"no Fermi store at {path} (no chroma.sqlite3 there) and the folder is not writable"
+        raise FileNotFoundError(msg)
+    tmp = Path(tempfile.mkdtemp(prefix="fermi-readonly-"))
+    copy = tmp / "chroma"
+    shutil.copytree(path, copy, ignore=shutil.ignore_patterns("fermi-write.*"))
+    for root, dirs, files in os.walk(copy):  # the copy is ours: make it writable for Chroma
+        for name in (*dirs, *files):
+            os.chmod(os.path.join(root, name), 0o700 if name in dirs else 0o600)
+    os.chmod(copy, 0o700)
+    return copy
 
 
 def resolve_target(

@@ -1,46 +1,49 @@
 """`FermiStore`: users, their opinions and their learned prompts in Chroma.
 
 Three collections (``{prefix}_users``, ``{prefix}_opinions``, ``{prefix}_prompts``) in one Chroma
-database, embedded (``PersistentClient``) or on a server (``HttpClient``). Opinion vectors come from
-the `Embeddings` object given to the store (offline MiniLM by default); Chroma's own, downloading
-default embedding function is never used. Only this package touches Chroma: callers use the
-public methods below (records, snapshots, listings, bulk import), never the collections.
+database, embedded (``PersistentClient``) or on a server (``HttpClient``); opinion vectors come from
+the store's `Embeddings` (offline MiniLM by default), never Chroma's downloading default. Only this
+package touches Chroma. Reads are get-by-ids through the user's record, served from a per-user
+snapshot revalidated by the record's revision, so another process's write is seen at the next read.
 
-Reads are get-by-ids through the user's record and served from an in-process per-user snapshot
-(opinion vectors + current prompts), revalidated on every read by the record's revision number, so
-a re-optimization written by another process is seen at the next read.
+Guarantees (details in `writes`, `embedded` and `purge`):
 
-Saving prompts is "atomic enough": the new generation's rows are written first, then the user's
-``generation`` pointer is flipped, then the old rows are deleted. Readers only read the generation
-the pointer names (and retry if it vanished under them), so they never see a mix.
+* **One writer per embedded folder.** Writes take a file lock in the folder (waiting up to
+  ``lock_timeout`` seconds, then `StoreLockedError`); readers never wait for it. Many writer
+  processes need a Chroma server (``chroma run --path DIR``, then ``FermiStore(host=, port=)``),
+  which orders their writes itself. A client passed as ``client=`` is not locked: one writer.
+* **No lost data.** Every write puts its new rows first and then flips the user's record, so a
+  failure at any point leaves either the old user or the new one, complete; a replaced user
+  (``import_user(replace=True)``, ``save_prompts``) keeps the old version until the new one is
+  fully written. Writes larger than Chroma's batch limit are split.
+* **Forgetting.** `delete_user` makes the user invisible at once and deletes their rows, but their
+  bytes may stay on disk (SQLite free pages, Chroma's write-ahead log, the vector index's
+  tombstones) until a purge. ``delete_user(..., purge=True)`` (or `purge` after several deletes)
+  rewrites the collections and compacts the folder: afterwards no byte of the user's texts or
+  vectors is left under it. Against a server the rewrite runs through the API; the server's
+  operator then runs `purge.compact_files` (or ``chroma vacuum``) on its folder while it is stopped.
+* **Read-only folders are readable**: opened through a temporary copy (a snapshot as of opening,
+  one copy of the folder); every write raises `StoreReadOnlyError`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cachetools
 import numpy as np
 
-from langchain_fermi.errors import UnknownUserError
-from langchain_fermi.models.embeddings import normalise_rows
-from langchain_fermi.store import bulk
-from langchain_fermi.store.client import default_store_path, make_client, resolve_target
+from langchain_fermi.errors import DamagedUserError, UnknownUserError
+from langchain_fermi.store import bulk, purge, writes
+from langchain_fermi.store.access import Embedder, LockedLRU, StoreAccess
+from langchain_fermi.store.client import default_store_path, resolve_target
 from langchain_fermi.store.dump import DUMP_FORMAT, dump_user, load_dump, result_prompts
-from langchain_fermi.store.rows import (
-    UserRecord,
-    decode_opinion,
-    decode_prompt,
-    opinion_row_id,
-)
+from langchain_fermi.store.rows import UserRecord
 from langchain_fermi.store.snapshot import UserSnapshot
-from langchain_fermi.store.tables import Tables, opinion_rows, prompt_rows
 from langchain_fermi.types import (
     FermiResult,
     Opinion,
@@ -55,37 +58,16 @@ if TYPE_CHECKING:
 
 __all__ = ["DUMP_FORMAT", "FermiStore", "UserSnapshot", "default_store_path", "result_prompts"]
 
+logger = logging.getLogger(__name__)
+
 _READ_PATIENCE_S = 5.0  # a save deletes old rows after the pointer flip: a reader may retry
-
-
-class _LockedLRU:
-    """A `cachetools.LRUCache` behind a lock (cachetools caches are not thread-safe)."""
-
-    def __init__(self, size: int) -> None:
-        self._data: cachetools.LRUCache[Any, Any] | None = (
-            cachetools.LRUCache(maxsize=size) if size > 0 else None
-        )
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        if self._data is None:
-            return None
-        with self._lock:
-            return self._data.get(key)
-
-    def put(self, key: Any, value: Any) -> None:
-        if self._data is not None:
-            with self._lock:
-                self._data[key] = value
-
-    def pop(self, key: Any) -> None:
-        if self._data is not None:
-            with self._lock:
-                self._data.pop(key, None)
+_LIST_PATIENCE_S = 0.5  # listings give a user whose rows never match less time
 
 
 class FermiStore:
     """Persistent per-user Fermi memory: profiles, opinions (embedded) and scored prompts.
+
+    See the module docstring for the one-writer rule and what delete and purge guarantee.
 
     Args:
         path: Folder of an embedded Chroma database. Default: `default_store_path()`.
@@ -96,6 +78,9 @@ class FermiStore:
             `MiniLMEmbeddings`, loaded on first use.
         collection_prefix: Prefix of the three collection names.
         cache_size: Users whose snapshot is kept in memory (LRU); about 31 kB each for 20 opinions.
+        lock_timeout: Seconds a write waits for another process writing the same embedded
+            folder; default ``$FERMI_STORE_LOCK_TIMEOUT`` or 10.
+        read_only: Open for reading only; also chosen when this process cannot write ``path``.
 
     Example:
         >>> store = FermiStore(".fermi/chroma")
@@ -113,95 +98,84 @@ class FermiStore:
         embeddings: Embeddings | None = None,
         collection_prefix: str = "fermi",
         cache_size: int = 2048,
+        lock_timeout: float | None = None,
+        read_only: bool = False,
     ) -> None:
         path, host, port = resolve_target(path, client, host, port)
         self.path = (
             None if client is not None or host is not None else Path(path or default_store_path())
         )
         self.collection_prefix = collection_prefix
-        self._embeddings = embeddings
-        self._tables = Tables(
-            client if client is not None else make_client(path, host, port), collection_prefix
+        self._embedder = Embedder(embeddings)
+        self._access = StoreAccess(
+            self.path,
+            client,
+            host,
+            port,
+            prefix=collection_prefix,
+            lock_timeout=lock_timeout,
+            read_only=read_only,
+            cache_size=cache_size,
         )
-        self._thread_lock = threading.RLock()
-        self._embed_lock = threading.Lock()
-        self._cache = _LockedLRU(cache_size)
-        self._query_cache = _LockedLRU(256)
+        _ = self._access.tables  # open (or create) the collections now: errors surface here
 
     def __repr__(self) -> str:
         where = self.path if self.path is not None else "client"
-        return f"FermiStore({str(where)!r}, collection_prefix={self.collection_prefix!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"FermiStore({str(where)!r}, collection_prefix={self.collection_prefix!r}{mode})"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused (opened with ``read_only=True`` or an unwritable folder)."""
+        return self._access.read_only
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds a write waits for another process writing the same embedded folder."""
+        return self._access.lock_timeout
 
     # Chroma objects, for this package and its tests only.
-    @property
-    def _client(self) -> Any:
-        return self._tables.client
+    _tables = property(lambda self: self._access.tables)
+    _client = property(lambda self: self._tables.client)
+    _users = property(lambda self: self._tables.users)
+    _opinions = property(lambda self: self._tables.opinions)
+    _prompts = property(lambda self: self._tables.prompts)
 
     @property
-    def _users(self) -> Any:
-        return self._tables.users
+    def _cache(self) -> LockedLRU:
+        return self._access.cache
 
-    @property
-    def _opinions(self) -> Any:
-        return self._tables.opinions
-
-    @property
-    def _prompts(self) -> Any:
-        return self._tables.prompts
+    def _writing(self) -> AbstractContextManager[Any]:
+        return self._access.writing()
 
     # -- embeddings ---------------------------------------------------------------------------
     @property
     def embeddings(self) -> Embeddings:
         """The `Embeddings` used for opinions and queries (offline MiniLM unless given)."""
-        if self._embeddings is None:
-            with self._embed_lock:
-                if self._embeddings is None:
-                    from langchain_fermi.models.embeddings import MiniLMEmbeddings
-
-                    self._embeddings = MiniLMEmbeddings()
-        return self._embeddings
+        return self._embedder.embeddings
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed a query (LRU-cached: the same question is often asked for several users)."""
-        vec = self._query_cache.get(text)
-        if vec is None:
-            vec = np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
-            self._query_cache.put(text, vec)
-        return vec
-
-    def _embed_questions(self, opinions: Sequence[Opinion]) -> list[list[float]]:
-        if not opinions:
-            return []
-        return self.embeddings.embed_documents([o.question for o in opinions])
+        return self._embedder.query(text)
 
     # -- records --------------------------------------------------------------------------------
     def get_record(self, user_id: str) -> UserRecord | None:
         """The user's record (profile, opinion ids, revision, generation, ``updated_at``), or
         None: one cheap read, without loading opinions or prompts."""
-        return self._tables.read_record(validate_user_id(user_id))
+        return self._access.record(user_id)
 
     def _require_record(self, user_id: str) -> UserRecord:
-        rec = self.get_record(user_id)
-        if rec is None:
-            msg = f"unknown user {validate_user_id(user_id)!r}: the store has no such user"
-            raise UnknownUserError(msg)
-        return rec
+        return self._access.require_record(user_id)
 
     def iter_records(self) -> Iterator[UserRecord]:
-        """Every user's record, a page at a time (unreadable rows are skipped)."""
-        for _, rec in self._tables.iter_records():
-            if rec is not None:
+        """Every user's record, a page at a time (unreadable records are logged and skipped)."""
+        for uid, rec in self._tables.iter_records():
+            if rec is None:
+                logger.warning("user %r: unreadable record row skipped", uid)
+            else:
                 yield rec
 
-    def _write_record(self, rec: UserRecord) -> None:
-        self._tables.write_records([rec])
-        self._cache.pop(rec.user_id)
-
     # -- writes ---------------------------------------------------------------------------------
-    def _writing(self) -> Any:
-        """The context every write of this store runs in."""
-        return self._thread_lock
-
     def save_user(self, user: UserProfile) -> None:
         """Store a user's profile and upsert their opinions (existing opinions are kept)."""
         self._upsert_opinions(user.user_id, user.opinions, attributes=user.attributes)
@@ -213,46 +187,28 @@ class FermiStore:
     def _upsert_opinions(
         self, uid: str, opinions: list[Opinion], *, attributes: dict[str, str] | None
     ) -> None:
-        vectors = self._embed_questions(opinions)
+        vectors = self._embedder.questions(opinions)
         with self._writing():
-            rec = self._tables.read_record(uid) or UserRecord(uid, {}, [])
-            self._tables.upsert(self._tables.opinions, opinion_rows(uid, opinions, vectors))
-            ids = list(dict.fromkeys(rec.opinion_ids + [o.id for o in opinions]))
-            attrs = rec.attributes if attributes is None else dict(attributes)
-            self._write_record(
-                replace(rec, attributes=attrs, opinion_ids=ids, revision=rec.revision + 1)
-            )
+            writes.upsert_opinions(self._tables, uid, opinions, vectors, attributes=attributes)
+            self._cache.pop(uid)
 
     def save_prompts(
         self, user_id: str, prompts: list[ScoredPrompt], *, summary: dict[str, Any] | None = None
     ) -> int:
-        """Replace a user's prompts with ``prompts`` (kept in the given order: best first).
+        """Replace a user's prompts with ``prompts`` (kept in the given order: best first); the
+        old ones stay in place until the new ones are completely written.
 
         Returns:
             The new generation number.
+
+        Raises:
+            ValueError: A score or correctness value is not finite (nothing is written).
         """
         uid = validate_user_id(user_id)
         with self._writing():
-            rec = self._tables.read_record(uid) or UserRecord(uid, {}, [])
-            gen = rec.generation + 1
-            self._tables.upsert(self._tables.prompts, prompt_rows(uid, prompts, gen))
-            # Flip the pointer: from here on readers load generation `gen`.
-            self._write_record(
-                replace(
-                    rec,
-                    revision=rec.revision + 1,
-                    generation=gen,
-                    n_prompts=len(prompts),
-                    summary=summary if summary is not None else rec.summary,
-                )
-            )
-            # The old rows, and any an interrupted earlier save left behind (never newer ones).
-            self._tables.delete(
-                self._tables.prompts,
-                ids=rec.prompt_ids(),
-                where={"$and": [{"user_id": uid}, {"generation": {"$lt": gen}}]},
-            )
-        return gen
+            rec = writes.replace_prompts(self._tables, uid, prompts, summary)
+            self._cache.pop(uid)
+        return rec.generation
 
     def save_result(
         self,
@@ -261,46 +217,65 @@ class FermiStore:
         *,
         include_last_generation: bool = True,
     ) -> int:
-        """Save an optimization's prompt set (see `result_prompts`) and, if given, the user.
+        """Save an optimization's prompt set (see `result_prompts`) and, if given, the user
+        (as `save_user`), in one hold of the write lock.
 
         Returns:
             The new generation number.
         """
-        if user is not None:
-            if user.user_id != result.user_id:
-                msg = f"result is for user {result.user_id!r} but user= is {user.user_id!r}"
-                raise ValueError(msg)
-            self.save_user(user)
+        if user is not None and user.user_id != result.user_id:
+            msg = f"result is for user {result.user_id!r} but user= is {user.user_id!r}"
+            raise ValueError(msg)
+        uid = validate_user_id(result.user_id)
         summary = result.model_dump(
             mode="json", include={"model", "variant", "stop_reason", "curve", "cost", "config"}
         )
         prompts = result_prompts(result, include_last_generation=include_last_generation)
-        return self.save_prompts(result.user_id, prompts, summary=summary)
-
-    def delete_user(self, user_id: str) -> None:
-        """Remove everything of one user: profile, opinions, prompts and cached snapshot."""
-        rec = self._require_record(user_id)
-        uid = rec.user_id
+        vectors = self._embedder.questions(user.opinions) if user is not None else []
         with self._writing():
-            # The record first: readers stop finding the user at once, never half of them.
-            self._tables.delete(self._tables.users, ids=[uid])
+            if user is not None:
+                writes.upsert_opinions(
+                    self._tables, uid, user.opinions, vectors, attributes=user.attributes
+                )
+            rec = writes.replace_prompts(self._tables, uid, prompts, summary)
             self._cache.pop(uid)
-            ids = [opinion_row_id(uid, o) for o in rec.opinion_ids]
-            self._tables.delete(self._tables.opinions, ids=ids, where={"user_id": uid})
-            self._tables.delete(self._tables.prompts, where={"user_id": uid})
+        return rec.generation
+
+    def delete_user(self, user_id: str, *, purge: bool = False) -> None:
+        """Remove everything of one user: profile, opinions, prompts and cached snapshot.
+
+        The user is invisible at once and their rows are deleted, but their bytes may stay on
+        disk until a purge; ``purge=True`` runs `purge` right away (it rewrites the store).
+        """
+        rec = self._require_record(user_id)
+        with self._writing():
+            writes.remove_user(self._tables, rec)
+            self._cache.pop(rec.user_id)
+            if purge:
+                self.purge()
+
+    def purge(self) -> dict[str, int]:
+        """Erase the bytes deleted users left behind: rewrite the collections, then (embedded)
+        delete unused segment folders and VACUUM the database; costs one copy of the store.
+
+        Returns:
+            What the compaction did (empty for a server or an injected client).
+        """
+        with self._writing():
+            purge.rewrite_collections(self._tables)
+            self._access.reset_tables()
+            folder = self._access.folder
+            if folder is None:
+                return {}
+            folder.refresh(force=True)  # drop the client that knew the old collections
+            return purge.compact_files(folder.path)
 
     def delete_opinions(self, user_id: str, opinion_ids: list[str]) -> None:
         """Remove some opinions of a user (unknown ids ignored); the record first, then the rows."""
         uid = validate_user_id(user_id)
         with self._writing():
-            rec = self._tables.read_record(uid)
-            drop = set(opinion_ids)
-            gone = [o for o in rec.opinion_ids if o in drop] if rec else []
-            if not rec or not gone:
-                return
-            keep = [o for o in rec.opinion_ids if o not in drop]
-            self._write_record(replace(rec, opinion_ids=keep, revision=rec.revision + 1))
-            self._tables.delete(self._tables.opinions, ids=[opinion_row_id(uid, o) for o in gone])
+            if writes.remove_opinions(self._tables, uid, opinion_ids) is not None:
+                self._cache.pop(uid)
 
     def bulk_import(
         self,
@@ -309,16 +284,10 @@ class FermiStore:
         users_per_batch: int = 500,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
-        """Add many new users, each with their opinions and prompts (best first), in large
-        batches: the same rows as saving them one by one (generation 1 each), much faster.
-
-        Args:
-            items: ``(user, prompts)`` pairs; the users must not be in the store yet.
-            users_per_batch: Users embedded and written per round.
-            on_batch: Called with the number of users written so far, after each round.
-
-        Returns:
-            The number of users added.
+        """Add many new users (``(user, prompts best first)`` pairs), ``users_per_batch`` per
+        round (one embedding call and one lock hold each): the same rows as saving them one by
+        one (generation 1 each), much faster. ``on_batch`` gets the count after each round.
+        Returns the number of users added.
 
         Raises:
             ValueError: A user is already in the store or appears twice (nothing of that round
@@ -326,7 +295,7 @@ class FermiStore:
         """
         done = 0
         for chunk in bulk.chunks(items, users_per_batch):
-            vectors = self._embed_questions([o for u, _ in chunk for o in u.opinions])
+            vectors = self._embedder.questions([o for u, _ in chunk for o in u.opinions])
             with self._writing():
                 bulk.write_round(self._tables, chunk, vectors)
             done += len(chunk)
@@ -337,7 +306,7 @@ class FermiStore:
     # -- reads ----------------------------------------------------------------------------------
     def list_users(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
         """User ids, sorted; ``limit`` / ``offset`` page through them."""
-        ids = sorted(self._tables.list_ids(self._tables.users))
+        ids = sorted(self._access.read(lambda t: t.list_ids(t.users)))
         return ids[offset:] if limit is None else ids[offset : offset + limit]
 
     def has_user(self, user_id: str) -> bool:
@@ -345,61 +314,45 @@ class FermiStore:
         return self.get_record(user_id) is not None
 
     def snapshot(self, user_id: str) -> UserSnapshot:
-        """A consistent, cached view of one user (one cheap record read when cached)."""
-        deadline = time.monotonic() + _READ_PATIENCE_S
-        attempt = 0
-        while attempt == 0 or time.monotonic() < deadline:
-            if attempt:
-                time.sleep(min(0.001 * attempt, 0.02))
-            attempt += 1
-            rec = self._require_record(user_id)
-            snap = self._cache.get(rec.user_id)
-            if snap is not None and snap.record.revision == rec.revision:
-                return snap
-            snap = self._load_snapshot(rec)
-            if snap is None:  # rows changed under us: another writer; read the pointer again
-                continue
-            self._cache.put(rec.user_id, snap)
-            return snap
-        msg = (
-            f"user {user_id!r}: the rows never matched the user's record (a writer kept changing "
-            "them, or the store is damaged: save or delete the user again)"
-        )
-        raise RuntimeError(msg)
+        """A consistent, cached view of one user (one cheap record read when cached).
 
-    def iter_snapshots(self) -> Iterator[UserSnapshot]:
-        """Every user's snapshot, in user id order."""
+        Raises:
+            UnknownUserError: No such user.
+            DamagedUserError: The user's rows cannot be read back.
+        """
+        return self._access.snapshot(user_id, _READ_PATIENCE_S)
+
+    def iter_snapshots(self, *, skip_damaged: bool = False) -> Iterator[UserSnapshot]:
+        """Every user's snapshot, in user id order.
+
+        Args:
+            skip_damaged: Log and skip a user whose rows cannot be read (`DamagedUserError`)
+                instead of raising, so one damaged user never hides the others.
+        """
         for uid in self.list_users():
             try:
-                yield self.snapshot(uid)
+                yield self._access.snapshot(
+                    uid, _LIST_PATIENCE_S if skip_damaged else _READ_PATIENCE_S
+                )
             except UnknownUserError:  # deleted while listing
                 continue
+            except DamagedUserError as e:
+                if not skip_damaged:
+                    raise
+                logger.warning("%s", e)
 
-    def _load_snapshot(self, rec: UserRecord) -> UserSnapshot | None:
-        uid, t = rec.user_id, self._tables
-        opinions: list[Opinion] = []
-        vectors: list[Any] = []
-        if rec.opinion_ids:
-            row_ids = [opinion_row_id(uid, o) for o in rec.opinion_ids]
-            got = t.get(t.opinions, row_ids, ["documents", "metadatas", "embeddings"])
-            pos = {i: k for k, i in enumerate(got["ids"])}
-            if len(pos) != len(row_ids):
-                return None
-            for rid in row_ids:  # get() does not keep the order of ids
-                k = pos[rid]
-                opinions.append(decode_opinion(got["documents"][k], got["metadatas"][k]))
-                vectors.append(got["embeddings"][k])
-        prompts: list[ScoredPrompt] = []
-        if rec.n_prompts:
-            pids = rec.prompt_ids()
-            got = t.get(t.prompts, pids, ["documents", "metadatas"])
-            pos = {i: k for k, i in enumerate(got["ids"])}
-            if len(pos) != len(pids):
-                return None
-            prompts = [
-                decode_prompt(got["documents"][pos[i]], got["metadatas"][pos[i]]) for i in pids
-            ]
-        return UserSnapshot(rec, tuple(opinions), normalise_rows(vectors), tuple(prompts))
+    def describe_users(self) -> list[dict[str, Any]]:
+        """One row per user, for listings: `UserSnapshot.describe`, or ``{"user_id", "error"}``
+        for a user whose rows cannot be read (reported, never hiding the users after it)."""
+        rows: list[dict[str, Any]] = []
+        for uid in self.list_users():
+            try:
+                rows.append(self._access.snapshot(uid, _LIST_PATIENCE_S).describe())
+            except UnknownUserError:  # deleted while listing
+                continue
+            except Exception as e:  # any damage: report it and go on
+                rows.append({"user_id": uid, "error": str(e).splitlines()[0]})
+        return rows
 
     def get_user(self, user_id: str) -> UserProfile:
         """The user's profile with all their stored opinions."""
@@ -436,15 +389,23 @@ class FermiStore:
         """Load a dump written by `export_user`, re-embedding the opinions with this store's
         embeddings. Returns the user id.
 
+        With ``replace``, the stored user stays exactly as it was until the new one is
+        completely written, then readers switch to it at once; a failure on the way leaves the
+        old user untouched.
+
         Raises:
             ValueError: Not a dump, or the user exists and ``replace`` is false.
         """
         user, prompts, summary = load_dump(data)
-        if self.has_user(user.user_id):
-            if not replace:
-                msg = f"user {user.user_id!r} already exists: delete it first or pass replace=True"
+        uid = user.user_id
+        if not replace and self.has_user(uid):
+            msg = f"user {uid!r} already exists: delete it first or pass replace=True"
+            raise ValueError(msg)
+        vectors = self._embedder.questions(user.opinions)
+        with self._writing():
+            if not replace and self._tables.read_record(uid) is not None:
+                msg = f"user {uid!r} already exists: delete it first or pass replace=True"
                 raise ValueError(msg)
-            self.delete_user(user.user_id)
-        self.save_user(user)
-        self.save_prompts(user.user_id, prompts, summary=summary)
-        return user.user_id
+            writes.put_user(self._tables, user, vectors, prompts, summary)
+            self._cache.pop(uid)
+        return uid

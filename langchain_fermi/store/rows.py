@@ -4,6 +4,11 @@ Chroma metadata must be scalar, so lists (choices, correctness vectors, mis-alig
 strings. Ids are deterministic: ``"{user}"`` (profile), ``"{user}:{opinion}"`` (opinion) and
 ``"{user}:p:{generation}:{rank}"`` (prompt), so every read of one user is a get-by-ids: no
 ``where``-filtered vector search on the hot path (PERF_NOTES: 122 ms against 3-4 ms).
+
+A user replaced as a whole (``import_user(..., replace=True)``) gets their opinions written under a
+new *epoch*, ``"{user}~{epoch}:{opinion}"``, next to the old rows; the record's single upsert then
+switches readers to them. ``~`` never occurs in a user id, so these ids cannot collide with the
+epoch-0 ids of any user.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ KEY_DIM = 8
 """Dimension of the placeholder vectors of the users and prompts collections (key-value tables)."""
 
 
-def opinion_row_id(user_id: str, opinion_id: str) -> str:
-    """Chroma id of one opinion; user ids cannot contain ``:``, so the prefix is unambiguous."""
-    return f"{user_id}:{opinion_id}"
+def opinion_row_id(user_id: str, opinion_id: str, epoch: int = 0) -> str:
+    """Chroma id of one opinion of the given epoch; user ids cannot contain ``:`` or ``~``, so
+    the prefix is unambiguous."""
+    return f"{user_id}:{opinion_id}" if epoch == 0 else f"{user_id}~{epoch}:{opinion_id}"
 
 
 def prompt_row_id(user_id: str, generation: int, rank: int) -> str:
@@ -56,13 +62,14 @@ def key_vector(key: str) -> list[float]:
     return [x / norm for x in v]
 
 
-def encode_opinion(user_id: str, o: Opinion) -> dict[str, Any]:
+def encode_opinion(user_id: str, o: Opinion, epoch: int = 0) -> dict[str, Any]:
     """Scalar metadata of one opinion row (the document is the question text)."""
     meta: dict[str, Any] = {
         "user_id": user_id,
         "opinion_id": o.id,
         "answer": o.answer,
         "choices": json.dumps(o.choices, ensure_ascii=False),
+        "epoch": epoch,
     }
     if o.topic is not None:
         meta["topic"] = o.topic
@@ -81,7 +88,20 @@ def decode_opinion(document: str, meta: Mapping[str, Any]) -> Opinion:
 
 
 def encode_prompt(user_id: str, p: ScoredPrompt, generation: int, rank: int) -> dict[str, Any]:
-    """Scalar metadata of one prompt row (the document is the prompt text)."""
+    """Scalar metadata of one prompt row (the document is the prompt text).
+
+    Raises:
+        ValueError: A score or correctness value is NaN or infinite (Chroma would drop it and
+            the user would become unreadable); `ScoredPrompt` validation stops these earlier,
+            this catches objects built with ``model_construct`` or changed afterwards.
+    """
+    bad = [x for x in (p.score, *p.correctness) if not math.isfinite(float(x))]
+    if bad:
+        msg = (
+            f"user {user_id!r}: prompt #{rank} has a non-finite score or correctness ({bad[0]!r}); "
+            "only finite numbers can be stored"
+        )
+        raise ValueError(msg)
     return {
         "user_id": user_id,
         "generation": generation,
@@ -119,7 +139,8 @@ class UserRecord:
     """A user's row in the users collection: the profile and the pointers readers follow.
 
     ``revision`` grows with every write of the user (caches compare it); ``generation`` names the
-    current prompt rows; ``updated_at`` is the time of the last write (seconds since the epoch).
+    current prompt rows and ``epoch`` the current opinion rows; ``updated_at`` is the time of the
+    last write (seconds since the Unix epoch).
 
     Example:
         >>> rec = store.get_record("alice")
@@ -134,6 +155,7 @@ class UserRecord:
     n_prompts: int = 0
     summary: dict[str, Any] | None = None
     updated_at: float = 0.0
+    epoch: int = 0
 
     def to_row(self) -> tuple[str, dict[str, Any]]:
         """(document, metadata) for Chroma, stamped with the current time."""
@@ -144,6 +166,7 @@ class UserRecord:
             "n_prompts": self.n_prompts,
             "opinion_ids": json.dumps(self.opinion_ids, ensure_ascii=False),
             "updated_at": time.time(),
+            "epoch": self.epoch,
         }
         if self.summary is not None:
             meta["summary"] = json.dumps(self.summary, ensure_ascii=False)
@@ -162,7 +185,12 @@ class UserRecord:
             n_prompts=int(meta.get("n_prompts", 0)),
             summary=json.loads(str(summary)) if summary else None,
             updated_at=float(meta.get("updated_at") or 0.0),
+            epoch=int(meta.get("epoch", 0)),
         )
+
+    def opinion_row_ids(self) -> list[str]:
+        """Chroma ids of the user's opinion rows, in the record's order."""
+        return [opinion_row_id(self.user_id, o, self.epoch) for o in self.opinion_ids]
 
     def prompt_ids(self) -> list[str]:
         """Ids of the current generation's prompts, best first."""

@@ -8,22 +8,37 @@ Every write of the store (single users, re-optimizations, bulk imports, purges) 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from langchain_fermi.errors import DamagedUserError
+from langchain_fermi.models.embeddings import normalise_rows
 from langchain_fermi.store.rows import (
     UserRecord,
+    decode_opinion,
+    decode_prompt,
     encode_opinion,
     encode_prompt,
     key_vector,
     opinion_row_id,
     prompt_row_id,
 )
+from langchain_fermi.store.snapshot import UserSnapshot
 from langchain_fermi.types import Opinion, ScoredPrompt
 
-__all__ = ["KINDS", "PAGE", "Rows", "Tables", "opinion_rows", "prompt_rows", "record_rows"]
+__all__ = [
+    "KINDS",
+    "PAGE",
+    "Rows",
+    "Tables",
+    "damaged",
+    "opinion_rows",
+    "prompt_rows",
+    "record_rows",
+]
 
+T = TypeVar("T")
 KINDS = ("users", "opinions", "prompts")
 PAGE = 5000
 """Rows per paged ``get()``: one get() of a huge collection hits SQLite's variable limit."""
@@ -59,14 +74,26 @@ class Rows:
         )
 
 
+def damaged(user_id: str, why: str) -> DamagedUserError:
+    """The error for a user whose rows cannot be read back (the message says what to do)."""
+    msg = (
+        f"user {user_id!r} is damaged: {why}. Other users are unaffected; delete this user "
+        "(FermiStore.delete_user / `fermi users delete`) and import or optimize them again"
+    )
+    return DamagedUserError(msg)
+
+
 def opinion_rows(
-    user_id: str, opinions: Sequence[Opinion], vectors: Sequence[Sequence[float]]
+    user_id: str, opinions: Sequence[Opinion], vectors: Sequence[Sequence[float]], epoch: int = 0
 ) -> Rows:
     """The opinion rows of one user (``vectors`` embed the questions, in the same order)."""
+    if len(vectors) != len(opinions):
+        msg = f"user {user_id!r}: {len(opinions)} opinions but {len(vectors)} vectors"
+        raise ValueError(msg)
     return Rows(
-        [opinion_row_id(user_id, o.id) for o in opinions],
+        [opinion_row_id(user_id, o.id, epoch) for o in opinions],
         [o.question for o in opinions],
-        [encode_opinion(user_id, o) for o in opinions],
+        [encode_opinion(user_id, o, epoch) for o in opinions],
         [[float(x) for x in v] for v in vectors],
     )
 
@@ -166,11 +193,40 @@ class Tables:
         return out
 
     def read_record(self, user_id: str) -> UserRecord | None:
-        """The user's record, or None."""
+        """The user's record, or None.
+
+        Raises:
+            DamagedUserError: The record row cannot be parsed.
+        """
         got = self.users.get(ids=[user_id], include=["documents", "metadatas"])
         if not got["ids"]:
             return None
-        return UserRecord.from_row(got["documents"][0], got["metadatas"][0])
+        try:
+            return UserRecord.from_row(got["documents"][0], got["metadatas"][0])
+        except (KeyError, TypeError, ValueError) as e:
+            raise damaged(user_id, f"its record row is unreadable ({type(e).__name__}: {e})") from e
+
+    def load_snapshot(self, rec: UserRecord) -> UserSnapshot | None:
+        """The user's opinions (with vectors) and current prompts, as ``rec`` points to them;
+        None when some rows are missing (a writer changed them: read the record again).
+
+        Raises:
+            DamagedUserError: A row exists but cannot be decoded.
+        """
+        uid = rec.user_id
+        oids, pids = rec.opinion_row_ids(), rec.prompt_ids()
+        got = self.get(self.opinions, oids, ["documents", "metadatas", "embeddings"])
+        opinions = _decode(uid, oids, got, decode_opinion)
+        if opinions is None:
+            return None
+        pos = {i: k for k, i in enumerate(got["ids"])}
+        vectors = [got["embeddings"][pos[i]] for i in oids]
+        prompts = _decode(
+            uid, pids, self.get(self.prompts, pids, ["documents", "metadatas"]), decode_prompt
+        )
+        if prompts is None:
+            return None
+        return UserSnapshot(rec, tuple(opinions), normalise_rows(vectors), tuple(prompts))
 
     def iter_records(self, *, page: int = PAGE) -> Iterator[tuple[str, UserRecord | None]]:
         """``(user_id, record)`` of every user, a page at a time; None for an unreadable row."""
@@ -196,3 +252,21 @@ class Tables:
             if len(got["ids"]) < page:
                 return out
             offset += page
+
+
+def _decode(
+    user_id: str, ids: Sequence[str], got: Mapping[str, Any], decode: Callable[[str, Any], T]
+) -> list[T] | None:
+    """Decode rows in the order of ``ids`` (get() does not keep it); None if any is missing."""
+    pos = {i: k for k, i in enumerate(got["ids"])}
+    if len(pos) != len(ids):
+        return None
+    out = []
+    for i in ids:
+        k = pos[i]
+        try:
+            out.append(decode(got["documents"][k], got["metadatas"][k] or {}))
+        except (KeyError, TypeError, ValueError) as e:  # ValidationError is a ValueError
+            why = f"row {i!r} is unreadable ({type(e).__name__}: {str(e).splitlines()[0]})"
+            raise damaged(user_id, why) from e
+    return out
