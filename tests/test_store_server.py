@@ -74,3 +74,21 @@ def test_store_over_http(chroma_server: tuple[str, int], monkeypatch: pytest.Mon
     assert sel.prompt.text == "You are a gun owner."
     other.delete_user("alice")
     assert store.list_users() == []
+
+
+@pytest.mark.server
+def test_purge_over_http_rewrites_the_collections(chroma_server: tuple[str, int]):
+    host, port = chroma_server
+    store = FermiStore(host=host, port=port, embeddings=KeywordEmbeddings(), collection_prefix="h2")
+    for uid in ("alice", "bob"):
+        store.save_result(make_result(uid, economy_and_gun_prompts()), user=make_user(uid))
+    other = FermiStore(host=host, port=port, embeddings=KeywordEmbeddings(), collection_prefix="h2")
+    bob = other.export_user("bob")  # `other` now holds the old collections
+    ids_before = {c.name: c.id for c in store._client.list_collections()}
+    store.delete_user("alice", purge=True)  # no folder to compact: the server's operator does
+    assert store.purge() == {}
+    ids_after = {c.name: c.id for c in store._client.list_collections()}
+    assert set(ids_after) >= {"h2_users", "h2_opinions", "h2_prompts"}
+    assert all(ids_after[n] != ids_before[n] for n in ("h2_users", "h2_opinions", "h2_prompts"))
+    assert other.list_users() == ["bob"] and other.export_user("bob") == bob  # finds the new ones
+    assert not other.has_user("alice")
