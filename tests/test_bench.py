@@ -23,7 +23,7 @@ from pydantic import Field
 
 import langchain_fermi.graph as fermi_graph
 from langchain_fermi.evaluation import userrun
-from langchain_fermi.evaluation.config import ALL_METHODS, BenchConfig
+from langchain_fermi.evaluation.config import DEFAULT_METHODS, REFERENCE_METHODS, BenchConfig
 from langchain_fermi.evaluation.runner import run_benchmark
 from langchain_fermi.evaluation.schema import BenchReport, UserResult
 from langchain_fermi.types import Opinion, UserProfile
@@ -156,7 +156,8 @@ def test_small_benchmark_report_schema(tmp_path: Path, models: Any, phases: None
     run_dir = tmp_path / "synthetic"
     on_disk = BenchReport.model_validate_json((run_dir / "report.json").read_text())
     assert on_disk.model_dump() == report.model_dump()
-    assert report.n_users == 2 and [m.method for m in report.methods] == list(ALL_METHODS)
+    methods = DEFAULT_METHODS["opinionqa"]  # the baselines, the learned rows, the references
+    assert report.n_users == 2 and [m.method for m in report.methods] == list(methods)
     for m in report.methods:
         assert 0.0 <= m.ci_low <= m.accuracy <= m.ci_high <= 1.0
         assert m.n_users == 2 and m.n_questions == 10
@@ -183,9 +184,10 @@ def test_small_benchmark_report_schema(tmp_path: Path, models: Any, phases: None
         recs = [r.optimization[variant] for r in report.users]
         assert summary["mean_prompts_scored"] == sum(r.prompts_scored for r in recs) / 2
         assert summary["users_improved"] == sum(r.curve[-1] > r.curve[0] for r in recs)
-    # costs: every method but random, plus the run total; optimizer calls only for learned ones
+    # costs: every method but random and the references (no model), plus the run total;
+    # optimizer calls only for learned ones
     costs = {c.method: c for c in report.costs}
-    assert set(costs) == set(ALL_METHODS) - {"random"} | {"total"}
+    assert set(costs) == set(methods) - {"random", *REFERENCE_METHODS} | {"total"}
     assert costs["zero_shot"].actual.optimizer_calls == 0
     assert costs["fermi_rop"].actual.optimizer_calls > 0
     assert costs["fermi_rop"].shares_optimization_with == ["fermi_best"]

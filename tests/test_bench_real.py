@@ -23,6 +23,7 @@ def _strip_prompts(user: dict) -> dict:
     for rec in user["optimization"].values():
         rec["best_prompt"] = ""
         rec["memory"] = []
+        rec["served"] = []
     return user
 
 

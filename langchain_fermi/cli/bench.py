@@ -1,4 +1,7 @@
-"""``fermi bench``: Fermi against the paper's baselines on real survey respondents.
+"""``fermi bench``: Fermi against the paper's baselines on survey respondents, or on planted users.
+
+``--dataset planted`` builds synthetic users from real W92 profiles and questions whose answers
+are the target model's own under a hidden prompt: the offline proof that the loop optimizes.
 
 Also ``python -m benchmarks.opinionqa`` (same options). See `langchain_fermi.evaluation`.
 """
@@ -23,10 +26,16 @@ _GROUPS = {
         *("dataset", "data_dir", "wave_dir", "wave_meta"),
         *("max_users", "n_optimize", "n_test", "seed"),
     ),
-    "methods": ("methods", "few_shot_k", "few_shot_with_profile", "num_neighbors"),
+    "planted users": (
+        *("planted_candidates", "planted_flip_min", "planted_margin", "planted_attempts"),
+    ),
+    "methods": (
+        *("methods", "few_shot_k", "few_shot_with_profile", "num_neighbors", "signal_check"),
+    ),
     "models and optimization": (
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
+        *("calibration", "guard"),
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
@@ -36,17 +45,27 @@ _GROUPS = {
 _SHORT = {"num_candidates": "-K", "memory_size": "-L", "iterations": "-T"}
 _RENAMED = {"budget_calls": "--budget"}
 _KEYWORDS: dict[str, dict[str, Any]] = {
-    "dataset": {"choices": ["opinionqa", "globalopinionqa"]},
-    "methods": {"default": ",".join(ALL_METHODS)},
+    "dataset": {"choices": ["opinionqa", "globalopinionqa", "planted"]},
+    "methods": {"default": None},
     "few_shot_with_profile": {"action": "store_true"},
+    "calibration": {"choices": ["auto", "neutral", "none"]},
+    "guard": {"action": argparse.BooleanOptionalAction, "default": True},
+    "signal_check": {"action": argparse.BooleanOptionalAction, "default": True},
     "run_name": {"default": None},
 }
 _HELP = {
-    "dataset": "opinionqa: Pew ATP W92 respondents; globalopinionqa: countries (majority answer)",
+    "dataset": "opinionqa: Pew ATP W92 respondents; globalopinionqa: countries (majority "
+    "answer); planted: W92 profiles answering as the target model does under a hidden prompt",
     "data_dir": "evaluation data folder; None: $FERMI_DATA_DIR or ../shared/data",
     "max_users": "users sampled from the dataset",
     "seed": "user sample, splits, random baseline, bootstrap",
-    "methods": "comma-separated subset",
+    "methods": f"comma-separated subset of {', '.join(ALL_METHODS)}; default: every method "
+    "that fits the dataset (fermi_rop_paper, Fermi without the guard, only when named)",
+    "calibration": "letter scores minus a neutral prompt's (contextual calibration); auto: "
+    "per model family (neutral for Qwen2.5, none for SmolLM2 and remote models)",
+    "guard": "reject degenerate prompts and serve only prompts no worse than the profile prompt "
+    "on validation opinions (--no-guard: the paper's exact loop)",
+    "signal_check": "measure the target's persona sensitivity first (survey data)",
     "target_model": "smollm2, qwen2.5-coder-1.5b, openai:<model>, x.gguf; None: smollm2",
     "optimizer_model": "as --target-model",
     "num_candidates": "K: new prompts per iteration",

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from langchain_fermi.types import (
     DEFAULT_ITERATIONS,
@@ -18,33 +18,61 @@ from langchain_fermi.types import (
 
 __all__ = [
     "ALL_METHODS",
+    "DEFAULT_METHODS",
     "DEFAULT_RESULTS_DIR",
     "LEARNED_METHODS",
     "NEUTRAL_PROMPT",
+    "REFERENCE_METHODS",
+    "RUNS",
     "BenchConfig",
     "Dataset",
 ]
 
-Dataset = Literal["opinionqa", "globalopinionqa"]
+Dataset = Literal["opinionqa", "globalopinionqa", "planted"]
+
+_BASELINES = ("random", "zero_shot", "profile", "few_shot_bm25", "few_shot_dense")
+_LEARNED = ("opro", "fermi_best", "fermi_rop")
+REFERENCE_METHODS: tuple[str, ...] = ("ref_majority", "ref_group_majority", "ref_knn")
+"""Non-LLM references from the other respondents of the wave (never given to Fermi)."""
 
 ALL_METHODS: tuple[str, ...] = (
-    "random",
-    "zero_shot",
-    "profile",
-    "few_shot_bm25",
-    "few_shot_dense",
-    "opro",
-    "fermi_best",
-    "fermi_rop",
+    *_BASELINES,
+    *_LEARNED,
+    "fermi_rop_paper",
+    "hidden_prompt",
+    *REFERENCE_METHODS,
 )
-"""Every method, in report order: baselines first, then the learned ones."""
+"""Every method, in report order: baselines, the learned ones, Fermi without the guard (the
+paper's exact loop), the planted users' hidden prompt (the ceiling), then the references."""
 
-LEARNED_METHODS: dict[str, Literal["fermi", "opro"]] = {
+DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
+    "opinionqa": (*_BASELINES, *_LEARNED, *REFERENCE_METHODS),
+    "globalopinionqa": (*_BASELINES, *_LEARNED, "ref_majority", "ref_knn"),
+    "planted": (*_BASELINES, *_LEARNED, "hidden_prompt"),
+}
+"""The methods a run uses when none are named, per dataset."""
+
+_ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "hidden_prompt": ("planted",),
+    "ref_majority": ("opinionqa", "globalopinionqa"),
+    "ref_group_majority": ("opinionqa",),
+    "ref_knn": ("opinionqa", "globalopinionqa"),
+}
+
+RUNS: dict[str, tuple[Literal["fermi", "opro"], bool]] = {
+    "fermi": ("fermi", True),
+    "opro": ("opro", True),
+    "fermi_paper": ("fermi", False),
+}
+"""Optimizations a run can make per user: graph variant, and whether the guard may be on."""
+
+LEARNED_METHODS: dict[str, str] = {
     "opro": "opro",
     "fermi_best": "fermi",
     "fermi_rop": "fermi",
+    "fermi_rop_paper": "fermi_paper",
 }
-"""Methods that need a per-user optimization, and the graph variant each one runs."""
+"""Methods that need a per-user optimization, and which one of `RUNS` each uses."""
 
 NEUTRAL_PROMPT = "Answer the following multiple-choice question."
 """The zero-shot system prompt: says nothing about the person."""
@@ -78,7 +106,11 @@ class BenchConfig(BaseModel):
     n_optimize: int = Field(20, ge=2, description="opinions the learned methods may see")
     n_test: int = Field(30, ge=1, description="held-out questions per user")
     seed: int = 0
-    methods: tuple[str, ...] = ALL_METHODS
+    methods: tuple[str, ...] = Field(
+        None,  # type: ignore[assignment]
+        validate_default=True,
+        description="default: every method that fits the dataset (DEFAULT_METHODS)",
+    )
     few_shot_k: int = Field(3, ge=1, description="retrieved past opinions in the few-shot prompt")
     num_neighbors: int = Field(DEFAULT_NUM_NEIGHBORS, ge=1, description="Ñ for Retrieval-of-Prompt")
     target_model: str | None = Field(
@@ -105,6 +137,23 @@ class BenchConfig(BaseModel):
         20, ge=0, description="pairs timed both ways (naive chat call vs our scorer); 0: skip"
     )
     neutral_prompt: str = NEUTRAL_PROMPT
+    calibration: Literal["auto", "neutral", "none"] = Field(
+        "auto", description="letter scores: auto (per model family), neutral or none"
+    )
+    guard: bool = Field(True, description="the guard against degenerate prompts (FermiConfig)")
+    signal_check: bool = Field(
+        True, description="survey data: measure the target's persona sensitivity first"
+    )
+    planted_candidates: int | None = Field(
+        None, ge=1, description="planted: respondents tried (default: 3 x max users)"
+    )
+    planted_flip_min: float = Field(
+        0.3, ge=0.0, le=1.0, description="planted: least share of answers the hidden prompt flips"
+    )
+    planted_margin: float = Field(
+        0.15, ge=0.0, le=1.0, description="planted: least paraphrase-over-other agreement"
+    )
+    planted_attempts: int = Field(2, ge=1, description="planted: traits tried per respondent")
     few_shot_with_profile: bool = Field(
         False, description="also put the profile in few-shot prompts"
     )
@@ -119,9 +168,16 @@ class BenchConfig(BaseModel):
 
     @field_validator("methods", mode="before")
     @classmethod
-    def _known_methods(cls, v: object) -> tuple[str, ...]:
+    def _known_methods(cls, v: object, info: ValidationInfo) -> tuple[str, ...]:
+        dataset = info.data.get("dataset", "opinionqa")
+        if v is None:
+            return DEFAULT_METHODS[dataset]
         items = [m.strip() for m in v.split(",")] if isinstance(v, str) else list(v)  # type: ignore[call-overload]
         items = [m for m in items if m]
+        misfit = [m for m in items if dataset not in _ONLY_FOR.get(m, (dataset,))]
+        if misfit:
+            msg = f"method(s) {misfit!r} do not apply to the {dataset} dataset"
+            raise ValueError(msg)
         unknown = [m for m in items if m not in ALL_METHODS]
         if unknown:
             msg = f"unknown method(s) {unknown!r}; choose from {', '.join(ALL_METHODS)}"
@@ -136,13 +192,15 @@ class BenchConfig(BaseModel):
         """Where this run's report, per-user files, plots and score cache live."""
         return self.results_dir / self.run_name
 
-    def variants(self) -> list[Literal["fermi", "opro"]]:
-        """The graph variants the selected methods need (each optimized once per user)."""
+    def variants(self) -> list[str]:
+        """The optimizations (`RUNS` keys) the selected methods need, each made once per user."""
         wanted = {LEARNED_METHODS[m] for m in self.methods if m in LEARNED_METHODS}
-        return [v for v in ("fermi", "opro") if v in wanted]
+        return [v for v in RUNS if v in wanted]
 
-    def fermi_config(self, variant: Literal["fermi", "opro"]) -> FermiConfig:
-        """The graph configuration for one variant: same K/L/T/budget for Fermi and OPRO."""
+    def fermi_config(self, run: str) -> FermiConfig:
+        """The graph configuration of one optimization (`RUNS` key): same K/L/T/budget,
+        calibration and guard for Fermi and OPRO; ``fermi_paper`` is Fermi without the guard."""
+        variant, guarded = RUNS[run]
         return FermiConfig(
             num_candidates=self.num_candidates,
             memory_size=self.memory_size,
@@ -155,4 +213,6 @@ class BenchConfig(BaseModel):
             patience=self.patience,
             max_target_calls=self.budget_calls,
             max_tokens=self.budget_tokens,
+            calibration=self.calibration,
+            guard=self.guard and guarded,
         )

@@ -16,7 +16,7 @@ from langchain_fermi.data import find_shared_data_dir, load_global_opinionqa, lo
 from langchain_fermi.evaluation.config import BenchConfig
 from langchain_fermi.types import UserProfile
 
-__all__ = ["load_bench_users", "resolve_data_dir", "sample_users"]
+__all__ = ["load_bench_users", "load_dataset", "resolve_data_dir", "sample_users"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,33 +51,47 @@ def sample_users(users: Sequence[UserProfile], n: int, *, seed: int) -> list[Use
     return ordered[:n]
 
 
-def load_bench_users(config: BenchConfig) -> list[UserProfile]:
-    """Load the dataset's users with enough opinions for the split and sample ``max_users``."""
+def load_dataset(config: BenchConfig, *, min_opinions: int = 1) -> list[UserProfile]:
+    """Every user of the dataset with at least ``min_opinions`` opinions: respondents of the
+    Pew wave (also the sources of planted users) or GlobalOpinionQA's countries."""
     root = resolve_data_dir(config.data_dir)
-    needed = config.n_optimize + config.n_test
-    if config.dataset == "opinionqa":
+    if config.dataset in ("opinionqa", "planted"):
         users = load_pew_atp(
             config.wave_dir or root / W92_DIR,
             config.wave_meta or root / W92_META,
-            min_opinions=needed,
+            min_opinions=min_opinions,
         )
         for line in users.report.summary().splitlines():  # shown by `fermi bench`
             logger.warning("%s", line) if "left out" in line else logger.info("%s", line)
+        return list(users)
+    return list(load_global_opinionqa(root / GLOBAL_FILE, min_opinions=min_opinions))
+
+
+def load_bench_users(
+    config: BenchConfig, everyone: Sequence[UserProfile] | None = None, *, n: int | None = None
+) -> list[UserProfile]:
+    """The dataset's users with enough opinions for the split, a seeded sample of ``n``
+    (default ``max_users``); ``everyone`` avoids loading the data again."""
+    root = resolve_data_dir(config.data_dir) if everyone is None else Path(".")
+    needed = config.n_optimize + config.n_test
+    if everyone is None:
+        users = load_dataset(config, min_opinions=needed)
     else:
-        users = load_global_opinionqa(root / GLOBAL_FILE, min_opinions=needed)
+        users = [u for u in everyone if len(u.opinions) >= needed]
+    n = config.max_users if n is None else n
     if not users:
         msg = (
             f"no {config.dataset} user has {needed} opinions "
             f"(n_optimize={config.n_optimize} + n_test={config.n_test}) in {root}"
         )
         raise ValueError(msg)
-    sample = sample_users(users, config.max_users, seed=config.seed)
-    if len(sample) < config.max_users:
+    sample = sample_users(users, n, seed=config.seed)
+    if len(sample) < n:
         logger.warning(
             "only %d %s users have >= %d opinions (asked for %d)",
             len(sample),
             config.dataset,
             needed,
-            config.max_users,
+            n,
         )
     return sample

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from langchain_core.language_models import BaseChatModel
 
 from langchain_fermi.evaluation.costs import call_tokens
-from langchain_fermi.scoring import AnswerScorer, ScoreCache, ScoredAnswer
+from langchain_fermi.scoring import AnswerScorer, Calibration, ScoreCache, ScoredAnswer
 from langchain_fermi.types import Cost, Opinion
 
 __all__ = ["NAIVE_MAX_TOKENS", "LatencyProbe", "RecordingCache", "TestScorer", "probe_latency"]
@@ -103,14 +103,22 @@ class TestScorer:
         model: The target model (the same for every method).
         cache: The run's `ScoreCache`, shared with the optimization.
         max_concurrency: Parallel calls for remote models.
+        calibration: The letter-score calibration, the optimization's (`AnswerScorer`).
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(
-        self, model: BaseChatModel, cache: ScoreCache, *, max_concurrency: int = 4
+        self,
+        model: BaseChatModel,
+        cache: ScoreCache,
+        *,
+        max_concurrency: int = 4,
+        calibration: Calibration = None,
     ) -> None:
-        self.scorer = AnswerScorer(model, cache=cache, max_concurrency=max_concurrency)
+        self.scorer = AnswerScorer(
+            model, cache=cache, max_concurrency=max_concurrency, calibration=calibration
+        )
 
     @property
     def model_id(self) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, DenseRetriever
 from langchain_fermi.questions import profile_prompt
-from langchain_fermi.types import FermiResult, Opinion, UserProfile
+from langchain_fermi.types import Opinion, UserProfile
 
 if TYPE_CHECKING:
     from langchain_fermi.personalizer import FermiPersonalizer
@@ -98,9 +98,10 @@ def few_shot_prompts(
     )
 
 
-def best_prompts(result: FermiResult, test: Sequence[Opinion]) -> MethodPrompts:
-    """The single best learned prompt (highest score on the scoring opinions) for every question."""
-    return MethodPrompts(prompts=[result.best.text] * len(test))
+def best_prompts(best: str, test: Sequence[Opinion]) -> MethodPrompts:
+    """One learned prompt for every question: the best (highest score on the scoring opinions)
+    of those the user may be served (`FermiResult.serving_prompts`)."""
+    return MethodPrompts(prompts=[best] * len(test))
 
 
 def served_prompts(

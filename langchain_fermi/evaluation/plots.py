@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from langchain_fermi.evaluation.config import LEARNED_METHODS, REFERENCE_METHODS
 from langchain_fermi.evaluation.schema import BenchReport
 
 __all__ = ["plot_accuracy", "plot_curves", "short_model", "write_plots"]
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 _LEARNED_COLOR = "#c0392b"
 _BASELINE_COLOR = "#7f8c8d"
+_REFERENCE_COLOR = "#2e86c1"
 
 
 def _pyplot() -> Any:
@@ -45,7 +47,11 @@ def plot_accuracy(report: BenchReport, path: Path) -> Path:
         [m.ci_high - m.accuracy for m in report.methods],
     ]
     colors = [
-        _LEARNED_COLOR if n in ("opro", "fermi_best", "fermi_rop") else _BASELINE_COLOR
+        _LEARNED_COLOR
+        if n in LEARNED_METHODS
+        else _REFERENCE_COLOR
+        if n in REFERENCE_METHODS or n == "hidden_prompt"
+        else _BASELINE_COLOR
         for n in names
     ]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(names)), 4.0))

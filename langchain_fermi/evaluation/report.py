@@ -6,16 +6,20 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
+import numpy as np
+
+from langchain_fermi.evaluation.config import LEARNED_METHODS, REFERENCE_METHODS, BenchConfig
 from langchain_fermi.evaluation.costs import ratio
 from langchain_fermi.evaluation.meter import LatencyProbe
 from langchain_fermi.evaluation.metrics import bootstrap_ci, mean_curve, paired_bootstrap_ci
+from langchain_fermi.evaluation.planted import PlantedSet
 from langchain_fermi.evaluation.schema import (
     BenchReport,
     MethodCostSummary,
     MethodSummary,
     UserResult,
 )
+from langchain_fermi.evaluation.signal import SignalCheck
 from langchain_fermi.types import Cost
 
 __all__ = ["REFERENCE_METHOD", "build_report", "format_table", "user_accuracy"]
@@ -64,14 +68,57 @@ def _summary(
 
 
 def _optimization_summary(results: Sequence[UserResult], variant: str) -> dict[str, Any]:
-    """How the optimizations went: prompts scored, final best score, why they stopped."""
+    """How the optimizations went: prompts scored, final best score, why they stopped, what the
+    guard dropped and served, and the optimizer's tokens per candidate."""
     recs = [r.optimization[variant] for r in results if variant in r.optimization]
+    dropped: Counter[str] = Counter()
+    for r in recs:
+        dropped.update(r.dropped)
+    per_candidate = [
+        r.optimizer_tokens_per_candidate
+        for r in recs
+        if r.optimizer_tokens_per_candidate is not None
+    ]
     return {
         "users": len(recs),
         "mean_prompts_scored": sum(r.prompts_scored for r in recs) / len(recs),
         "mean_best_score": sum(r.best_score for r in recs) / len(recs),
         "users_improved": sum(1 for r in recs if r.curve and r.curve[-1] > r.curve[0]),
         "stop_reasons": dict(Counter(r.stop_reason for r in recs)),
+        "guard": all(r.guard for r in recs),
+        "fallback_users": sum(1 for r in recs if r.fallback),
+        "degenerate_served": sum(r.degenerate_served for r in recs),
+        "dropped": dict(dropped),
+        "optimizer_tokens_per_candidate": (
+            sum(per_candidate) / len(per_candidate) if per_candidate else None
+        ),
+    }
+
+
+def gap_recovery(
+    results: Sequence[UserResult], method: str, *, n_samples: int, seed: int
+) -> dict[str, float] | None:
+    """Planted users: the share of the held-out gap between the profile prompt and the hidden
+    prompt that ``method`` recovers (ratio of the mean gains), with a user bootstrap interval."""
+    if not results or not all(
+        m in r.methods for r in results for m in (method, "profile", "hidden_prompt")
+    ):
+        return None
+    gain = np.array([user_accuracy(r, method) - user_accuracy(r, "profile") for r in results])
+    gap = np.array(
+        [user_accuracy(r, "hidden_prompt") - user_accuracy(r, "profile") for r in results]
+    )
+    if gap.mean() <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(results), size=(n_samples, len(results)))
+    ratios = gain[idx].mean(axis=1) / np.maximum(gap[idx].mean(axis=1), 1e-9)
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return {
+        "recovered": float(gain.mean() / gap.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "gap": float(gap.mean()),
     }
 
 
@@ -126,6 +173,8 @@ def build_report(
     wall_seconds: float = 0.0,
     failed_users: Sequence[str] = (),
     probe: LatencyProbe | None = None,
+    signal: SignalCheck | None = None,
+    planted: PlantedSet | None = None,
 ) -> BenchReport:
     """The run's report from its per-user results (methods every user has, in report order)."""
     if not results:
@@ -148,7 +197,11 @@ def build_report(
         if "random" in methods
         else None
     )
-    costs = [_cost_summary(m, results) for m in methods if m != "random"]
+    costs = [
+        _cost_summary(m, results)
+        for m in methods
+        if m != "random" and m not in REFERENCE_METHODS  # no model call
+    ]
     costs.append(_total_cost(results, methods))
     if probe is not None:
         for c in costs:
@@ -172,7 +225,39 @@ def build_report(
         scoring_call_seconds=probe.scored if probe else None,
         probe_pairs=probe.pairs if probe else 0,
         failed_users=list(failed_users),
+        signal=signal.model_dump() if signal is not None else None,
+        planted=_planted_summary(planted, results),
+        gap_recovery={
+            m: g
+            for m in methods
+            if m not in ("profile", "hidden_prompt", "random")
+            and (
+                g := gap_recovery(results, m, n_samples=config.bootstrap_samples, seed=config.seed)
+            )
+            is not None
+        },
     )
+
+
+def _planted_summary(
+    planted: PlantedSet | None, results: Sequence[UserResult]
+) -> dict[str, Any] | None:
+    """The planting filter's counts, and each evaluated planted user's rates."""
+    if planted is None:
+        return None
+    evaluated = {r.user_id for r in results}
+    users = [
+        {
+            "user_id": c.user_id,
+            "trait": c.trait,
+            "flip_rate": c.flip_rate,
+            "paraphrase_agreement": c.paraphrase_agreement,
+            "other_agreement": c.other_agreement,
+        }
+        for c in planted.kept
+        if c.user_id in evaluated
+    ]
+    return {**planted.summary(), "users": users}
 
 
 def _fmt_ratio(x: float | None) -> str:
@@ -183,20 +268,68 @@ def _has_reference(report: BenchReport) -> bool:
     return any(m.method == REFERENCE_METHOD for m in report.methods)
 
 
+def _head(report: BenchReport) -> list[str]:
+    """The signal check's verdict, and for planted users what the filter kept."""
+    lines: list[str] = []
+    if report.signal:
+        lines += [f"signal check: {report.signal['verdict']}", ""]
+    if report.planted:
+        p = report.planted
+        lines += [
+            "planted users (the offline proof that the loop optimizes, not a claim about people): "
+            f"{p['kept']} kept of {p['tried']} tried; dropped {p['dropped_low_flips']} "
+            f"(flips < {p['flip_min']:.0%}) and {p['dropped_no_meaning']} (a paraphrase agrees "
+            f"< {p['margin_min']:.2f} more than another person); kept: mean flip rate "
+            f"{p['mean_flip_rate_kept'] or 0:.2f}, paraphrase agreement "
+            f"{p['mean_paraphrase_agreement_kept'] or 0:.2f} vs other "
+            f"{p['mean_other_agreement_kept'] or 0:.2f}",
+            "",
+        ]
+    return lines
+
+
+def _tail(report: BenchReport) -> list[str]:
+    """Gap recovery (planted), the guard's counts and the optimizer's tokens per candidate."""
+    lines: list[str] = []
+    for m, g in report.gap_recovery.items():
+        lines.append(
+            f"{m} recovers {g['recovered']:.0%} [{g['ci_low']:.0%}, {g['ci_high']:.0%}] of the "
+            f"held-out gap between the profile and the hidden prompt ({g['gap']:.3f})"
+        )
+    for v, o in report.optimization.items():
+        if "fallback_users" not in o:
+            continue
+        per = o.get("optimizer_tokens_per_candidate")
+        lines.append(
+            f"  {v}: guard {'on' if o['guard'] else 'off'}; "
+            f"{o['fallback_users']}/{o['users']} users fall back to the profile prompt; "
+            f"degenerate prompts served: {o['degenerate_served']}; dropped "
+            + (", ".join(f"{k} {n}" for k, n in sorted(o["dropped"].items()) if n) or "none")
+            + (f"; optimizer tokens per candidate {per:.0f}" if per else "")
+        )
+    return lines
+
+
 def format_table(report: BenchReport) -> str:
     """The report as two plain-text tables (accuracy, then cost), for the terminal and READMEs."""
     lines = [
         f"run {report.run_name}: {report.dataset}, {report.n_users} users, "
         f"target {report.target_model}, optimizer {report.optimizer_model or '-'}",
         "",
-        f"{'method':<15} {'accuracy':>8}  {'95% CI':<15} "
+        *_head(report),
+        f"{'method':<18} {'accuracy':>8}  {'95% CI':<15} "
         + (f"{REFERENCE_METHOD} - method [95% CI]" if _has_reference(report) else ""),
     ]
     for m in report.methods:
         d = m.diff_vs_fermi_rop
         diff = f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else ""
+        name = f"{m.method}*" if m.method in REFERENCE_METHODS else m.method
         lines.append(
-            f"{m.method:<15} {m.accuracy:>8.3f}  [{m.ci_low:.3f}, {m.ci_high:.3f}]  {diff}".rstrip()
+            f"{name:<18} {m.accuracy:>8.3f}  [{m.ci_low:.3f}, {m.ci_high:.3f}]  {diff}".rstrip()
+        )
+    if any(m.method in REFERENCE_METHODS for m in report.methods):
+        lines.append(
+            "(* reference rows: other respondents' answers, no model; never given to Fermi)"
         )
     if report.random_draw_accuracy is not None:
         lines.append(
@@ -234,6 +367,7 @@ def format_table(report: BenchReport) -> str:
                 f"  {v}: {o['mean_prompts_scored']:.1f} distinct prompts scored per user, "
                 f"best prompt beat the profile prompt for {o['users_improved']}/{o['users']} users"
             )
+    lines += _tail(report)
     lines.append(f"leak check: {'passed' if report.leak_free else 'FAILED'}")
     if report.failed_users:
         lines.append(f"failed users (rerun to retry): {', '.join(report.failed_users)}")

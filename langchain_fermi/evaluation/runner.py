@@ -30,12 +30,15 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from tqdm.auto import tqdm
 
-from langchain_fermi.evaluation.config import BenchConfig
+from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
 from langchain_fermi.evaluation.meter import TestScorer, probe_latency
+from langchain_fermi.evaluation.prepare import PreparedUsers, prepare_users
 from langchain_fermi.evaluation.retrievers import CachedEmbedder
 from langchain_fermi.evaluation.schema import BenchReport, UserResult
-from langchain_fermi.evaluation.userrun import BenchContext, TestLeakError, evaluate_user
+from langchain_fermi.evaluation.signal import SignalCheck, persona_sensitivity
+from langchain_fermi.evaluation.userrun import BenchContext, TestLeakError, evaluate_user, top_up
 from langchain_fermi.questions import profile_prompt
+from langchain_fermi.scoring.calibration import resolve_calibration
 from langchain_fermi.types import Opinion, UserProfile
 
 if TYPE_CHECKING:
@@ -240,6 +243,33 @@ def _probe_groups(
     return groups
 
 
+def _signal(config: BenchConfig, scorer: TestScorer, prepared: PreparedUsers) -> SignalCheck | None:
+    """The target model's persona sensitivity on the dataset's questions (survey datasets)."""
+    if not config.signal_check or prepared.population is None or config.dataset == "planted":
+        return None
+    return persona_sensitivity(
+        scorer.scorer, prepared.everyone, prepared.population, config.dataset
+    )
+
+
+def _topped_up(
+    done: dict[str, UserResult], users: Sequence[UserProfile], ctx: BenchContext
+) -> dict[str, UserResult]:
+    """Finished users, with any newly selected method that needs no optimization added (a
+    reference row, a baseline); users missing a learned method are left to run again."""
+    by_id = {u.user_id: u for u in users}
+    out: dict[str, UserResult] = {}
+    for uid, result in done.items():
+        missing = [m for m in ctx.config.methods if m not in result.methods]
+        if uid not in by_id or any(m in LEARNED_METHODS for m in missing):
+            continue
+        if missing:
+            result = top_up(by_id[uid], result, missing, ctx)
+            save_user_result(ctx.config.run_dir / "users", result)
+        out[uid] = result
+    return out
+
+
 def run_benchmark(
     config: BenchConfig,
     *,
@@ -279,12 +309,11 @@ def run_benchmark(
         config, model_id(target), model_id(optimizer) if optimizer is not None else None
     )
     _check_run_dir(config, fingerprint, fresh)
-    if users is None:
-        from langchain_fermi.evaluation.datasets import load_bench_users
-
-        users = load_bench_users(config)
-    users = list(users)[: config.max_users]
     cache = ScoreCache(config.run_dir / "cache" / "scores.sqlite")
+    scorer = TestScorer(target, cache, calibration=resolve_calibration(config.calibration, target))
+    prepared = prepare_users(config, users, scorer.scorer)
+    users = prepared.users
+    signal = _signal(config, scorer, prepared)
     embedder = _embedder(config, embeddings)
     # Users are served from a throwaway store: Fermi's row measures what `fermi ask` selects.
     served_dir = tempfile.TemporaryDirectory(prefix="fermi-bench-", ignore_cleanup_errors=True)
@@ -292,15 +321,17 @@ def run_benchmark(
         config=config,
         target=target,
         optimizer=optimizer,
-        scorer=TestScorer(target, cache),
+        scorer=scorer,
         cache=cache,
         embedder=embedder,
         fingerprint=fingerprint,
         show_progress=progress,
         served=_served(config, embedder, Path(served_dir.name)),
+        planted=prepared.planted,
+        references=prepared.population,
     )
     users_dir = config.run_dir / "users"
-    done = load_finished(users_dir, fingerprint, config.methods)
+    done = _topped_up(load_finished(users_dir, fingerprint, ()), users, ctx)
     results = {u.user_id: done[u.user_id] for u in users if u.user_id in done}
     todo = [u for u in users if u.user_id not in done]
     if done:
@@ -335,6 +366,8 @@ def run_benchmark(
         wall_seconds=wall,
         failed_users=failed,
         probe=probe,
+        signal=signal,
+        planted=prepared.planted_set,
     )
     report.plots = [str(p.name) for p in write_plots(report, config.run_dir)]
     _write_atomic(config.run_dir / "report.json", report.model_dump_json(indent=1))

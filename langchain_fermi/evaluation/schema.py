@@ -54,6 +54,14 @@ class OptimizationRecord(BaseModel):
     best_prompt: str
     best_score: float
     memory: list[dict[str, Any]] = Field(default_factory=list, description="text, score, iteration")
+    guard: bool = False
+    served: list[dict[str, Any]] = Field(
+        default_factory=list, description="what the user is served: text, score, validation"
+    )
+    fallback: bool = Field(False, description="the guard served the profile prompt alone")
+    degenerate_served: int = Field(0, description="served learned prompts the guard would reject")
+    dropped: dict[str, int] = Field(default_factory=dict, description="candidates not scored")
+    optimizer_tokens_per_candidate: float | None = None
 
 
 class LeakCheck(BaseModel):
@@ -72,10 +80,13 @@ class LeakCheck(BaseModel):
     keys_looked_up: int = 0
     cache_verified: bool = False
     test_questions_seen: list[str] = Field(default_factory=list, description="test opinion ids")
+    hidden_prompt_leaked: bool = Field(
+        False, description="planted: the hidden prompt reached the optimization"
+    )
 
     @property
     def ok(self) -> bool:
-        return not self.test_ids_scored and not self.test_questions_seen
+        return not (self.test_ids_scored or self.test_questions_seen or self.hidden_prompt_leaked)
 
 
 class UserResult(BaseModel):
@@ -149,3 +160,13 @@ class BenchReport(BaseModel):
     probe_pairs: int = 0
     failed_users: list[str] = Field(default_factory=list, description="Retried on the next run.")
     plots: list[str] = Field(default_factory=list)
+    signal: dict[str, Any] | None = Field(
+        None, description="The target's persona sensitivity (`signal.SignalCheck`), survey data."
+    )
+    planted: dict[str, Any] | None = Field(
+        None, description="Planted users: the filter's counts and each user's rates."
+    )
+    gap_recovery: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Planted: share of the profile-to-hidden-prompt gap each method recovers.",
+    )

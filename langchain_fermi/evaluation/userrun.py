@@ -13,15 +13,16 @@ import logging
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 
 from langchain_fermi.data import split_user
 from langchain_fermi.evaluation import costs
-from langchain_fermi.evaluation.config import LEARNED_METHODS, BenchConfig
+from langchain_fermi.evaluation.config import LEARNED_METHODS, REFERENCE_METHODS, BenchConfig
 from langchain_fermi.evaluation.costs import naive_query_cost
+from langchain_fermi.evaluation.leaks import hidden_prompt_check, leak_check
 from langchain_fermi.evaluation.meter import RecordingCache, TestScorer
 from langchain_fermi.evaluation.methods import (
     MethodPrompts,
@@ -33,20 +34,21 @@ from langchain_fermi.evaluation.methods import (
 )
 from langchain_fermi.evaluation.metrics import accuracy, random_draws, random_expected_accuracy
 from langchain_fermi.evaluation.redact import redact_survey_text
+from langchain_fermi.evaluation.references import reference_result
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, CachedEmbedder, DenseRetriever
 from langchain_fermi.evaluation.schema import (
-    LeakCheck,
     MethodResult,
     OptimizationRecord,
     UserResult,
 )
+from langchain_fermi.graph.guard import degenerate_reason
 from langchain_fermi.scoring import ScoreCache
-from langchain_fermi.types import Cost, FermiResult, Opinion, UserProfile, scored_opinion_ids
+from langchain_fermi.types import Cost, FermiResult, Opinion, ScoredPrompt, UserProfile
 
 if TYPE_CHECKING:
     from langchain_fermi.personalizer import FermiPersonalizer
 
-__all__ = ["BenchContext", "TestLeakError", "evaluate_user", "optimize_variant"]
+__all__ = ["BenchContext", "TestLeakError", "evaluate_user", "optimize_variant", "top_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,10 @@ class BenchContext:
     show_progress: bool = False
     served: FermiPersonalizer | None = None
     """What ``fermi ask`` would use, over the run's store: Fermi's Retrieval-of-Prompt row."""
+    planted: dict[str, str] = field(default_factory=dict)
+    """Planted users' hidden prompts by user id (the ceiling row; never given to optimization)."""
+    references: Any = None
+    """`references.Population` of the other respondents, for the reference rows."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +96,15 @@ def user_seed(seed: int, user_id: str) -> int:
     return zlib.crc32(f"{seed}:{user_id}".encode())
 
 
+def paper_user_id(user_id: str) -> str:
+    """The id the guard-off Fermi result is served under, next to the user's own."""
+    return f"{user_id}.paper"
+
+
 def optimize_variant(
-    user: UserProfile, variant: Literal["fermi", "opro"], ctx: BenchContext
+    user: UserProfile, variant: str, ctx: BenchContext
 ) -> tuple[FermiResult, RecordingCache]:
-    """Run the graph for one variant on the user's optimization opinions only."""
+    """Run the graph for one optimization (`RUNS` key) on the user's optimization opinions."""
     from langchain_fermi.graph import optimize_user
 
     if ctx.optimizer is None:
@@ -125,14 +136,46 @@ def optimization_cost(
     return costs.optimization_cost(result, paid, optimize)
 
 
+def _best_served(result: FermiResult) -> ScoredPrompt:
+    """The best prompt a user may be served (the guard's set), else the best in memory."""
+    served = result.serving_prompts()
+    return served[0] if served else result.best
+
+
 def _record(
-    result: FermiResult, recorder: RecordingCache, optimize: Sequence[Opinion], ctx: BenchContext
+    variant: str,
+    result: FermiResult,
+    recorder: RecordingCache,
+    optimize: Sequence[Opinion],
+    ctx: BenchContext,
 ) -> OptimizationRecord:
-    best = result.best
+    best = _best_served(result)
     actual, naive = optimization_cost(result, recorder, optimize, ctx.scorer)
     questions = [o.question for o in optimize]
+    served = result.serving_prompts()
+    generated = max(len(result.prompts) - 1, 0)
     return OptimizationRecord(
-        variant=result.variant,
+        variant=variant,
+        guard=result.config.guard,
+        served=[
+            {
+                "text": redact_survey_text(p.text, questions),
+                "score": p.score,
+                "validation": result.validation.get(p.text),
+            }
+            for p in served
+        ],
+        fallback=result.fallback,
+        degenerate_served=sum(
+            degenerate_reason(p.text, optimize, min_words=result.config.min_prompt_words)
+            is not None
+            for p in served
+            if p.iteration > 0
+        ),
+        dropped=dict(result.dropped),
+        optimizer_tokens_per_candidate=(
+            result.cost.optimizer_tokens / generated if generated else None
+        ),
         curve=list(result.curve),
         stop_reason=result.stop_reason,
         cost=actual,
@@ -153,54 +196,6 @@ def _record(
     )
 
 
-def leak_check(
-    results: Sequence[FermiResult],
-    recorders: Sequence[RecordingCache],
-    optimize: Sequence[Opinion],
-    test: Sequence[Opinion],
-    scorer: TestScorer,
-) -> LeakCheck:
-    """Compare what the optimization scored with the test set, by id and by cache key.
-
-    Args:
-        results: The variants' optimization results (every prompt they scored).
-        recorders: The per-user cache views the optimizations ran with.
-        optimize: The optimization opinions.
-        test: The held-out opinions.
-        scorer: Computes cache keys the way the target's scorer does.
-    """
-    scored = sorted(scored_opinion_ids(p for r in results for p in r.prompts))
-    allowed = {o.id for o in optimize}
-    test_ids = {o.id for o in test}
-    bad_ids = sorted(i for i in scored if i in test_ids or i not in allowed)
-    looked_up: set[str] = set().union(*(rec.keys for rec in recorders)) if recorders else set()
-    prompts = {p.text for r in results for p in r.prompts}
-    by_id = {o.id: o for o in optimize}
-    verified = any(
-        scorer.key(p.text, by_id[i]) in looked_up
-        for r in results
-        for p in r.prompts
-        for i in p.opinion_ids
-        if i in by_id
-    )
-    # A test question with the exact text and choices of an optimization opinion shares its
-    # cache key; only keys that can come from the test set alone count as a leak.
-    opt_keys = {(o.question, tuple(o.choices)) for o in optimize}
-    seen = sorted(
-        o.id
-        for o in test
-        if (o.question, tuple(o.choices)) not in opt_keys
-        and any(scorer.key(p, o) in looked_up for p in prompts)
-    )
-    return LeakCheck(
-        scored_ids=scored,
-        test_ids_scored=bad_ids,
-        keys_looked_up=len(looked_up),
-        cache_verified=verified,
-        test_questions_seen=seen,
-    )
-
-
 def _method_prompts(method: str, data: UserSplit, ctx: BenchContext) -> MethodPrompts:
     cfg, user, test = ctx.config, data.user, data.test
     if method == "zero_shot":
@@ -217,12 +212,15 @@ def _method_prompts(method: str, data: UserSplit, ctx: BenchContext) -> MethodPr
             user, test, retriever, k=cfg.few_shot_k, with_profile=cfg.few_shot_with_profile
         )
     if method in ("opro", "fermi_best"):
-        return best_prompts(data.learned[LEARNED_METHODS[method]], test)
-    if method == "fermi_rop":
+        return best_prompts(_best_served(data.learned[LEARNED_METHODS[method]]).text, test)
+    if method in ("fermi_rop", "fermi_rop_paper"):
         if ctx.served is None:
             msg = "the Retrieval-of-Prompt method needs the served selection (BenchContext.served)"
             raise ValueError(msg)
-        return served_prompts(ctx.served, user.user_id, test)
+        uid = user.user_id if method == "fermi_rop" else paper_user_id(user.user_id)
+        return served_prompts(ctx.served, uid, test)
+    if method == "hidden_prompt":
+        return MethodPrompts(prompts=[ctx.planted[user.user_id]] * len(test))
     msg = f"unknown method {method!r}"
     raise ValueError(msg)
 
@@ -250,6 +248,8 @@ def run_method(method: str, data: UserSplit, ctx: BenchContext) -> MethodResult:
     test = data.test
     if method == "random":
         return _random_result(data.user.user_id, test, ctx.config.seed)
+    if method in REFERENCE_METHODS:
+        return reference_result(method, data.user, data.optimize, test, ctx.references)
     built = _method_prompts(method, data, ctx)
     pairs = list(zip(built.prompts, test, strict=True))
     predictions, cost = ctx.scorer.predict(pairs)
@@ -264,6 +264,18 @@ def run_method(method: str, data: UserSplit, ctx: BenchContext) -> MethodResult:
         naive=naive_query_cost(pairs),
         detail=built.detail,
     )
+
+
+def _serve(user: UserProfile, learned: dict[str, FermiResult], ctx: BenchContext) -> None:
+    """Save the user as `fermi optimize` would (their optimization opinions and the prompts
+    their result serves), so the Retrieval-of-Prompt rows are what ``fermi ask`` selects."""
+    if ctx.served is None:
+        return
+    store = ctx.served.store
+    for run, uid in (("fermi", user.user_id), ("fermi_paper", paper_user_id(user.user_id))):
+        if run in learned:
+            store.save_user(user.model_copy(update={"user_id": uid}))
+            store.save_prompts(uid, learned[run].serving_prompts())
 
 
 def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
@@ -290,17 +302,19 @@ def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
         learned[variant] = result
         recorders.append(recorder)
     leak = leak_check(list(learned.values()), recorders, optimize, test, ctx.scorer)
+    if user.user_id in ctx.planted:
+        leak.hidden_prompt_leaked = hidden_prompt_check(
+            ctx.planted[user.user_id], optimize_user_, list(learned.values()), recorders, ctx.scorer
+        )
     if not leak.ok:
         msg = (
             f"user {user.user_id!r}: test opinions scored during optimization: "
-            f"{leak.test_ids_scored or leak.test_questions_seen}"
+            f"{leak.test_ids_scored or leak.test_questions_seen or 'the hidden prompt'}"
         )
         raise TestLeakError(msg)
     for (variant, result), recorder in zip(learned.items(), recorders, strict=True):
-        records[variant] = _record(result, recorder, optimize, ctx)
-    if ctx.served is not None and "fermi" in learned:
-        # Serve the user as `fermi ask` would: their result and optimization opinions only.
-        ctx.served.store.save_result(learned["fermi"], user=optimize_user_)
+        records[variant] = _record(variant, result, recorder, optimize, ctx)
+    _serve(optimize_user_, learned, ctx)
     data = UserSplit(user, optimize, list(test), learned)
     methods = {m: run_method(m, data, ctx) for m in cfg.methods}
     return UserResult(
@@ -313,3 +327,19 @@ def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
         leak_check=leak,
         wall_seconds=time.perf_counter() - start,
     )
+
+
+def top_up(
+    user: UserProfile, result: UserResult, methods: Sequence[str], ctx: BenchContext
+) -> UserResult:
+    """A finished user's result with ``methods`` added, on the same split; only methods that
+    need no optimization (baselines, references, the hidden prompt) can be added this way."""
+    learned = [m for m in methods if m in LEARNED_METHODS]
+    if learned:
+        msg = f"user {user.user_id!r}: {learned} need an optimization; run the user again"
+        raise ValueError(msg)
+    by_id = {o.id: o for o in user.opinions}
+    optimize = [by_id[i] for i in result.optimize_ids]
+    data = UserSplit(user, optimize, [by_id[i] for i in result.test_ids], {})
+    added = {m: run_method(m, data, ctx) for m in methods}
+    return result.model_copy(update={"methods": {**result.methods, **added}})
