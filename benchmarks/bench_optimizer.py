@@ -63,9 +63,12 @@ class _Meter:
                 meter._local.rec = None
             msg = out.generations[0].message
             usage = msg.usage_metadata or {}
+            t1 = time.perf_counter()
             meter.calls.append(
                 {
-                    "seconds": time.perf_counter() - t0,
+                    "started": t0,
+                    "ended": t1,
+                    "seconds": t1 - t0,
                     "prompt_tokens": int(usage.get("input_tokens", 0)),
                     "prompt_tokens_evaluated": rec["evals"][0] if rec["evals"] else 0,
                     "completion_tokens": int(usage.get("output_tokens", 0)),
@@ -82,6 +85,18 @@ class _Meter:
         finally:
             llama_cpp.Llama.eval = orig_eval  # type: ignore[method-assign]
             LocalLlamaChatModel._generate = orig_generate  # type: ignore[method-assign]
+
+
+def _busy_seconds(calls: list[dict[str, Any]]) -> float:
+    """Wall time covered by the calls (the K samples run in threads that wait on one lock, so
+    their own durations overlap)."""
+    total, end = 0.0, float("-inf")
+    for c in sorted(calls, key=lambda c: c["started"]):
+        start = max(c["started"], end)
+        if c["ended"] > start:
+            total += c["ended"] - start
+        end = max(end, c["ended"])
+    return total
 
 
 def _prefix_reuse(calls: list[dict[str, Any]], k: int) -> dict[str, Any]:
@@ -115,7 +130,7 @@ def run_mode(
         result = optimize_user(user, target, optimizer, config=config, cache=ScoreCache())
     seconds = time.perf_counter() - t0
     calls = meter.calls
-    opt_seconds = sum(c["seconds"] for c in calls)
+    opt_seconds = _busy_seconds(calls)
     candidates = max(len(result.prompts) - 1, 0)  # the profile prompt is not a candidate
     generated = len(calls)
     tokens = result.cost.optimizer_tokens
@@ -144,7 +159,7 @@ def run_mode(
         "kv_prefix_reuse": _prefix_reuse(calls, k),
         "best_score": result.best.score,
         "curve": result.curve,
-        "calls": calls,
+        "calls": [{k: v for k, v in c.items() if k not in ("started", "ended")} for c in calls],
     }
 
 
