@@ -23,7 +23,7 @@ from langchain_fermi.cli._common import (
 __all__ = ["build_parser", "main"]
 
 # module name -> registers one or more subcommands on the parser
-_SUBCOMMAND_MODULES = ("quickstart", "optimize", "ask", "users", "bench")
+_SUBCOMMAND_MODULES = ("quickstart", "optimize", "ask", "users", "bench", "studio")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,17 +74,19 @@ class QuickstartReport(BaseModel):
 
 
 def find_example_users(path: Path | None = None) -> Path:
-    """The example users file: ``path``, else ``./examples/data/users.json``, else the one in
-    the source checkout this package runs from."""
+    """The example users file: ``path``, else ``./examples/data/users.json``, else the copy
+    shipped in the package (`langchain_fermi.data.examples`), so an installed wheel works."""
     if path is not None:
         return check_file(path, "users file")
-    candidates = [Path.cwd() / EXAMPLE_USERS, Path(__file__).resolve().parents[2] / EXAMPLE_USERS]
+    from langchain_fermi.data.examples import EXAMPLE_USERS_FILE
+
+    candidates = [Path.cwd() / EXAMPLE_USERS, EXAMPLE_USERS_FILE]
     for c in candidates:
         if c.is_file():
             return c
     msg = (
-        f"no example users found at {', '.join(map(str, candidates))}: run from the repository "
-        "root or pass --data users.json"
+        f"no example users found at {', '.join(map(str, candidates))}: reinstall "
+        "langchain-fermi or pass --data users.json"
     )
     raise FileNotFoundError(msg)
 

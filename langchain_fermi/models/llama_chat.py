@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ from langchain_fermi.models.llama_tools import (
     format_tool_call,
     normalize_tool_choice,
     parse_tool_calls,
-    tool_instructions,
+    with_tool_instructions,
 )
 
 if TYPE_CHECKING:
@@ -100,16 +100,6 @@ def to_chat_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
             text = f"<tool_response>\n{text}\n</tool_response>"
         out.append({"role": _role(m), "content": text})
     return out
-
-
-def _with_tool_instructions(
-    chat: list[dict[str, str]], tools: Sequence[Mapping[str, Any]]
-) -> list[dict[str, str]]:
-    """The tools' description appended to the system turn (one is added when there is none)."""
-    note = tool_instructions(tools)
-    if chat and chat[0]["role"] == "system":
-        return [{"role": "system", "content": f"{chat[0]['content']}\n\n{note}"}, *chat[1:]]
-    return [{"role": "system", "content": note}, *chat]
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> UsageMetadata:
@@ -251,7 +241,7 @@ class LocalLlamaChatModel(BaseChatModel):
         params = self._completion_params(stop, kwargs)
         chat = to_chat_messages(messages)
         if tools and choice != "none":
-            chat = _with_tool_instructions(chat, tools)
+            chat = with_tool_instructions(chat, tools)
             if choice is not None:
                 schema = forced_tool_schema(
                     tools, choice, max_string_chars=self.tool_string_max_chars

@@ -32,6 +32,7 @@ __all__ = [
     "normalize_tool_choice",
     "parse_tool_calls",
     "tool_instructions",
+    "with_tool_instructions",
 ]
 
 FORCING_CHOICES = ("any", "required")
@@ -111,6 +112,16 @@ def _bounded(schema: Any, max_chars: int) -> Any:
     if out.get("type") == "string" and free:
         out["maxLength"] = max_chars
     return out
+
+
+def with_tool_instructions(
+    chat: list[dict[str, str]], tools: Sequence[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """The tools' description appended to the system turn (one is added when there is none)."""
+    note = tool_instructions(tools)
+    if chat and chat[0]["role"] == "system":
+        return [{"role": "system", "content": f"{chat[0]['content']}\n\n{note}"}, *chat[1:]]
+    return [{"role": "system", "content": note}, *chat]
 
 
 def forced_tool_schema(

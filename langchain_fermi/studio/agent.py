@@ -1,7 +1,10 @@
-"""A chat agent that answers each user with their Fermi prompt, for Studio / ``langgraph dev``.
+"""``fermi_agent``: a chat agent that answers each user with their Fermi prompt, for Studio /
+``langgraph dev``.
 
-``graphs/langgraph.json`` serves it as ``fermi_agent`` and makes `make_store` the server's store,
-so the agent (and the server's ``/store`` API) reads and writes Fermi memory:
+The Studio config (``graphs/langgraph.json`` in a checkout, ``fermi studio`` for an install)
+serves it as ``fermi_agent`` and makes `make_store` the server's store, so the agent (and the
+server's ``/store`` API) reads and writes Fermi memory, and what the ``fermi`` graph learns in the
+same server is used at once:
 
     langgraph dev --config graphs/langgraph.json --no-browser --port 8123
 
@@ -11,13 +14,11 @@ Run it with the context ``{"user_id": "<a user in the Fermi store>"}``; users op
 * ``FERMI_STORE_PATH``: the Fermi store folder (default: `default_store_path()`);
 * ``FERMI_AGENT_LLM``: the agent's model for `get_chat_model` (default: ``FERMI_TARGET_LLM``,
   else the offline SmolLM2). The opinion tools are given to models that support tool calling
-  (SmolLM2 through llama.cpp does not, so it chats without them).
+  (the local llama.cpp models do: they call a tool when it is forced, and may on their own).
 
 Namespaces other than Fermi's (``("fermi", user, "opinions" | "prompts" | "profile")``) live in
 an in-memory fallback store, lost when the server stops.
 """
-
-from __future__ import annotations
 
 import os
 
