@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    model_validator,
 )
 
 __all__ = [
@@ -34,13 +36,18 @@ DEFAULT_TAU = 1.0
 class FermiConfig(BaseModel):
     """Fermi's hyperparameters and our implementation choices (paper defaults).
 
-    The paper's symbols are accepted as aliases: ``FermiConfig(K=2, L=3, T=2)``.
+    The paper's symbols are the constructor's names: ``FermiConfig(K=2, L=3, T=2)`` (what type
+    checkers see, with pydantic's mypy plugin); the attributes keep the long names
+    (``config.num_candidates``), and the long names are accepted on input too (a
+    ``model_dump()`` validates back).
 
     Example:
         >>> FermiConfig(T=3, patience=2, max_target_calls=500)
     """
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="forbid")
+    # Not populate_by_name: with it, pydantic's mypy plugin types __init__ with the field names
+    # only, and FermiConfig(K=4, L=5, T=3) fails type checking; _long_names maps them instead.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     num_candidates: int = Field(DEFAULT_NUM_CANDIDATES, alias="K", ge=1, description="K")
     memory_size: int = Field(DEFAULT_MEMORY_SIZE, alias="L", ge=1, description="L")
@@ -95,3 +102,21 @@ class FermiConfig(BaseModel):
         description="end each optimizer reply at its first ']' (the new prompt is complete there; "
         "saves the tokens a model writes after it); False: replies run to their token limit",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _long_names(cls, data: Any) -> Any:
+        """Accept the long names ``num_candidates`` / ``memory_size`` / ``iterations``."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for name, alias in _ALIASES.items():
+            if name in data:
+                if alias in data:
+                    msg = f"pass {alias} or {name}, not both"
+                    raise ValueError(msg)
+                data[alias] = data.pop(name)
+        return data
+
+
+_ALIASES = {"num_candidates": "K", "memory_size": "L", "iterations": "T"}
