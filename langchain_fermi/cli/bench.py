@@ -28,6 +28,7 @@ _GROUPS = {
     ),
     "planted users": (
         *("planted_candidates", "planted_flip_min", "planted_margin", "planted_attempts"),
+        "planted_filter_questions",
     ),
     "methods": (
         *("methods", "few_shot_k", "few_shot_with_profile", "num_neighbors", "signal_check"),

@@ -154,6 +154,9 @@ class BenchConfig(BaseModel):
         0.15, ge=0.0, le=1.0, description="planted: least paraphrase-over-other agreement"
     )
     planted_attempts: int = Field(2, ge=1, description="planted: traits tried per respondent")
+    planted_filter_questions: int = Field(
+        20, ge=2, description="planted: questions the paraphrase and the other person answer"
+    )
     few_shot_with_profile: bool = Field(
         False, description="also put the profile in few-shot prompts"
     )

@@ -196,16 +196,18 @@ def _trait_order(user_id: str, seed: int) -> list[Trait]:
     return order
 
 
-def _questions(user: UserProfile, n: int, seed: int) -> list[Opinion]:
-    """``n`` of the respondent's questions, a seeded sample in their order."""
-    if len(user.opinions) <= n:
-        return list(user.opinions)
+def _sample(
+    user_id: str, opinions: Sequence[Opinion], n: int, seed: int, salt: str
+) -> list[Opinion]:
+    """``n`` of ``opinions``, a seeded sample kept in their order."""
+    if len(opinions) <= n:
+        return list(opinions)
 
     def rank(o: Opinion) -> bytes:
-        return hashlib.sha256(f"{seed}\x1fplant\x1f{user.user_id}\x1f{o.id}".encode()).digest()
+        return hashlib.sha256(f"{seed}\x1f{salt}\x1f{user_id}\x1f{o.id}".encode()).digest()
 
-    chosen = {o.id for o in sorted(user.opinions, key=rank)[:n]}
-    return [o for o in user.opinions if o.id in chosen]
+    chosen = {o.id for o in sorted(opinions, key=rank)[:n]}
+    return [o for o in opinions if o.id in chosen]
 
 
 def _answers(scorer: AnswerScorer, prompt: str, opinions: Sequence[Opinion]) -> list[int | None]:
@@ -236,6 +238,7 @@ def plant_users(
     flip_min: float = 0.3,
     margin: float = 0.15,
     attempts: int = 2,
+    filter_questions: int = 20,
     seed: int = 0,
 ) -> tuple[list[UserProfile], dict[str, str], PlantedSet]:
     """Build up to ``max_users`` planted users from real respondents' profiles and questions.
@@ -252,6 +255,8 @@ def plant_users(
         flip_min: least share of answers the hidden prompt must change.
         margin: least extra agreement of the paraphrase over the opposite person.
         attempts: traits tried per respondent.
+        filter_questions: questions the paraphrase and the opposite person answer (a seeded
+            subset of the user's; the flip rate uses all of them).
         seed: trait order and question sample.
 
     Returns:
@@ -263,20 +268,23 @@ def plant_users(
     for source in sources:
         if len(users) >= max_users:
             break
-        opinions = _questions(source, n_questions, seed)
+        opinions = _sample(source.user_id, source.opinions, n_questions, seed, "plant")
+        subset = _sample(source.user_id, opinions, filter_questions, seed, "filter")
+        at = [i for i, o in enumerate(opinions) if o in subset]
         base = _answers(scorer, profile_prompt(source), opinions)
         for trait in _trait_order(source.user_id, seed)[:attempts]:
             text = hidden_prompt(source, trait)
             answers = _answers(scorer, text, opinions)
-            para = _answers(scorer, hidden_prompt(source, trait, paraphrase=True), opinions)
-            other = _answers(scorer, hidden_prompt(source, _BY_NAME[trait.opposite]), opinions)
+            para = _answers(scorer, hidden_prompt(source, trait, paraphrase=True), subset)
+            other = _answers(scorer, hidden_prompt(source, _BY_NAME[trait.opposite]), subset)
+            mine = [answers[i] for i in at]
             record = PlantedPersona(
                 user_id=f"{source.user_id}-{trait.name}",
                 source_user_id=source.user_id,
                 trait=trait.name,
                 flip_rate=1.0 - _agreement(answers, base),
-                paraphrase_agreement=_agreement(answers, para),
-                other_agreement=_agreement(answers, other),
+                paraphrase_agreement=_agreement(mine, para),
+                other_agreement=_agreement(mine, other),
                 kept=False,
                 opinion_ids=[o.id for o in opinions],
             )

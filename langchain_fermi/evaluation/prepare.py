@@ -71,6 +71,7 @@ def prepare_users(
             flip_min=config.planted_flip_min,
             margin=config.planted_margin,
             attempts=config.planted_attempts,
+            filter_questions=config.planted_filter_questions,
             seed=config.seed,
         )
         _write_planted(config.run_dir, planted_set)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The quality runs of issue 12 on Qwen2.5-Coder-1.5B (target and optimizer), in chunks of users.
+#
+# Each chunk reruns the same command with a larger --max-users: finished users are kept (one
+# file per user under benchmarks/results/<run>/users/), planted users are re-planted from the
+# score cache at the cost of cache reads, and report.json / README figures are rewritten after
+# every chunk. Stop it at any time (kill the process) and start it again to resume.
+#
+#   benchmarks/quality_runs.sh planted      # planted personas, >= 20 users, K=4 L=5 T=3
+#   benchmarks/quality_runs.sh opinionqa    # W92 respondents, calibrated, references
+#   benchmarks/quality_runs.sh global       # GlobalOpinionQA countries, same setup
+#
+# Env: FERMI_LLAMA_THREADS (2 when nothing else runs), CHUNKS (default "4 8 12 16 20").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+CHUNKS=${CHUNKS:-"4 8 12 16 20"}
+MODEL=qwen2.5-coder-1.5b
+COMMON=(--target-model "$MODEL" --optimizer-model "$MODEL" -K 4 -L 5 -T 3 --n-optimize 20
+        --optimizer-max-tokens 256 --naive-probe 0 --no-progress)
+
+case "${1:-}" in
+  planted)
+    ARGS=(--dataset planted --run-name planted-qwen15 --n-test 20
+          --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,fermi_rop_paper,hidden_prompt) ;;
+  opinionqa)
+    ARGS=(--dataset opinionqa --run-name opinionqa-qwen15-calibrated --n-test 30 --calibration neutral
+          --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_group_majority,ref_knn) ;;
+  global)
+    ARGS=(--dataset globalopinionqa --run-name globalopinionqa-qwen15 --n-test 30 --calibration neutral
+          --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_knn) ;;
+  *) echo "usage: $0 planted|opinionqa|global" >&2; exit 2 ;;
+esac
+
+for n in $CHUNKS; do
+  echo "=== $1: --max-users $n ($(date -u +%H:%M:%S))"
+  "$PY" -m langchain_fermi bench "${COMMON[@]}" "${ARGS[@]}" --max-users "$n" || {
+    echo "chunk $n failed (exit $?); rerun this script to resume" >&2; exit 1; }
+done
