@@ -8,6 +8,8 @@ install), never because it failed to start. Test modules load this file with
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +43,10 @@ def chroma_server() -> Iterator[tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    pytest.importorskip("ray", reason="Ray is not installed (pip install 'langchain-fermi[scale]')")
+    # Ray's single-machine mode (all on 127.0.0.1) must be set before Ray is first imported
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed (pip install 'langchain-fermi[scale]')")
     if not Path(sys.executable).with_name("ray").exists():
         pytest.skip("the ray CLI is not installed next to this Python")
     with local_ray(num_cpus=2) as address:

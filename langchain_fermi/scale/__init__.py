@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from langchain_fermi.scale.ray_engine import optimize_users_ray
 
 _EXPORTS = {
-    "BatchResult": "engine",
-    "UserOutcome": "engine",
+    "BatchResult": "batch",
+    "UserOutcome": "batch",
     "aoptimize_users": "engine",
     "optimize_users": "engine",
     "PostgresResponseCache": "postgres",

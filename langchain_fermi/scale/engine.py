@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_fermi.models import get_chat_model
+from langchain_fermi.scale.batch import BatchResult, UserOutcome
 from langchain_fermi.scale.ratelimit import (
     RateLimits,
     SlidingWindowLimiter,
@@ -34,7 +34,7 @@ from langchain_fermi.scale.ratelimit import (
     with_rate_limit,
 )
 from langchain_fermi.scoring import ScoreCache
-from langchain_fermi.types import Cost, FermiConfig, FermiResult, UserProfile
+from langchain_fermi.types import FermiConfig, UserProfile
 
 if TYPE_CHECKING:
     from langchain_fermi.store import FermiStore
@@ -50,72 +50,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Status = Literal["done", "skipped", "failed"]
-
-
-class UserOutcome(BaseModel):
-    """What happened to one user of a batch."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    user_id: str
-    status: Status
-    error: str | None = Field(None, description="`Type: message` of the failure.")
-    seconds: float = 0.0
-    cost: Cost = Field(default_factory=Cost)
-    best_score: float | None = None
-    result: FermiResult | None = Field(None, description="Kept when ``keep_results``.")
-
-
-class BatchResult(BaseModel):
-    """Every user's outcome, in input order, and the batch's wall time.
-
-    Example:
-        >>> batch = optimize_users(users, target, optimizer, concurrency=16)
-        >>> batch.failed  # [] when every user finished
-    """
-
-    outcomes: list[UserOutcome] = Field(default_factory=list)
-    wall_seconds: float = 0.0
-
-    def _with(self, status: Status) -> list[UserOutcome]:
-        return [o for o in self.outcomes if o.status == status]
-
-    @property
-    def done(self) -> list[UserOutcome]:
-        """Users optimized by this run."""
-        return self._with("done")
-
-    @property
-    def skipped(self) -> list[UserOutcome]:
-        """Users already finished before this run (nothing recomputed)."""
-        return self._with("skipped")
-
-    @property
-    def failed(self) -> list[UserOutcome]:
-        """Users whose optimization raised; their checkpoints keep the last completed step."""
-        return self._with("failed")
-
-    @property
-    def cost(self) -> Cost:
-        """Calls and tokens of this run, all users together."""
-        total = Cost()
-        for o in self.outcomes:
-            total = total + o.cost
-        return total
-
-    @property
-    def users_per_minute(self) -> float:
-        """Users optimized by this run per minute of wall time."""
-        return 60.0 * len(self.done) / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    def summary(self) -> str:
-        """One line: done / skipped / failed, wall time and throughput."""
-        return (
-            f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed in "
-            f"{self.wall_seconds:.1f} s ({self.users_per_minute:.1f} users/min)"
-        )
 
 
 def is_postgres_url(value: object) -> bool:
@@ -242,8 +176,11 @@ async def _one(
     started = time.perf_counter()
     uid = user.user_id
     try:
-        done_before = skip_done and store is not None
-        if done_before and await asyncio.to_thread(stored_as_finished, store, uid):
+        if (
+            skip_done
+            and store is not None
+            and await asyncio.to_thread(stored_as_finished, store, uid)
+        ):
             return UserOutcome(user_id=uid, status="skipped")
         result = await aoptimize_user(
             user, target, optimizer, config=config, checkpointer=saver, cache=cache

@@ -212,13 +212,18 @@ def local_chroma(*, port: int | None = None, timeout: float = 60) -> Iterator[tu
 # ------------------------------------------------------------------------------ Ray
 
 
+_RAY_LOOPBACK = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 @contextlib.contextmanager
 def local_ray(
     *, num_cpus: int = 2, object_store_mb: int = 256, timeout: float = 90
 ) -> Iterator[str]:
     """A Ray head node on 127.0.0.1 (``ray start --head``); yields its address ``host:port``.
 
-    The node runs in its own process group, stopped on exit. Usage statistics are off.
+    The node runs in its own process group, stopped on exit. Usage statistics are off. Sets
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` in this process (Ray's single-machine mode, all on
+    127.0.0.1), which a driver here needs before importing Ray.
     """
     cli = _cli("ray")
     if cli is None:
@@ -233,6 +238,10 @@ def local_ray(
         f"--object-store-memory={object_store_mb * 1024 * 1024}",
         f"--ray-client-server-port={free_port()}",
     ]  # fmt: skip
+    # Single-machine mode: every Ray process binds and registers 127.0.0.1 (by default Ray
+    # swaps a loopback --node-ip-address for the machine's routable address). The drivers of
+    # this process need it too, before Ray is imported.
+    os.environ[_RAY_LOOPBACK] = "0"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
     log = root / "ray-start.log"
     with log.open("w") as out:

@@ -17,6 +17,7 @@ Needs the ``scale`` extra: ``pip install 'langchain-fermi[scale]'``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
@@ -33,8 +34,10 @@ __all__ = [
     "PostgresScoreCache",
     "apostgres_checkpointer",
     "postgres_checkpointer",
+    "setup_lock",
 ]
 
+_SETUP_LOCK = 0x7E5A_F3E1  # pg_advisory_lock key: one process creates tables at a time
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _POOL_KWARGS = {"autocommit": True, "prepare_threshold": 0}
 
@@ -46,6 +49,20 @@ def _require_psycopg() -> Any:
         msg = "PostgreSQL support needs the scale extra: pip install 'langchain-fermi[scale]'"
         raise ModelNotInstalledError(msg) from e
     return psycopg_pool
+
+
+@contextlib.contextmanager
+def setup_lock(url: str) -> Iterator[None]:
+    """Hold a Postgres advisory lock while creating tables: two workers starting at once would
+    otherwise race in ``CREATE TABLE IF NOT EXISTS`` (a unique violation on ``pg_type``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
 
 
 def _table(name: str) -> str:
@@ -83,7 +100,7 @@ class PostgresScoreCache(ScoreCache):
         super().__init__(None)
         self.url, self.table, self.pool_size = url, _table(table), pool_size
         self._pool = _pool(url, pool_size)
-        with self._pool.connection() as conn:
+        with setup_lock(url), self._pool.connection() as conn:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} "
                 "(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -171,7 +188,7 @@ class PostgresResponseCache(BaseCache):
     def __init__(self, url: str, *, table: str = "fermi_replies", pool_size: int = 4) -> None:
         self.url, self.table, self.pool_size = url, _table(table), pool_size
         self._pool = _pool(url, pool_size)
-        with self._pool.connection() as conn:
+        with setup_lock(url), self._pool.connection() as conn:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} "
                 "(prompt TEXT, llm TEXT, value TEXT NOT NULL, PRIMARY KEY (prompt, llm))"
@@ -227,7 +244,8 @@ def postgres_checkpointer(url: str, *, pool_size: int = 4) -> Iterator[Any]:
 
     with _pool(url, pool_size) as pool:
         saver = PostgresSaver(pool)
-        saver.setup()
+        with setup_lock(url):
+            saver.setup()
         yield saver
 
 
@@ -241,5 +259,10 @@ async def apostgres_checkpointer(url: str, *, pool_size: int = 8) -> AsyncIterat
         url, min_size=1, max_size=pool_size, kwargs=dict(_POOL_KWARGS), open=False
     ) as pool:
         saver = AsyncPostgresSaver(pool)
-        await saver.setup()
+        lock = setup_lock(url)
+        await asyncio.to_thread(lock.__enter__)
+        try:
+            await saver.setup()
+        finally:
+            await asyncio.to_thread(lock.__exit__, None, None, None)
         yield saver

@@ -160,6 +160,21 @@ def _run_chunk(
     return [o.model_dump(mode="json") for o in batch.outcomes]
 
 
+def _create_tables(checkpointer: str | None, cache: str | None, response_cache: bool) -> None:
+    """Create the Postgres tables once, on the driver, before any task starts."""
+    if checkpointer is None and cache is None:
+        return
+    from langchain_fermi.scale import postgres
+
+    if checkpointer is not None:
+        with postgres.postgres_checkpointer(checkpointer, pool_size=1):
+            pass
+    if cache is not None:
+        postgres.PostgresScoreCache(cache, pool_size=1).close()
+        if response_cache:
+            postgres.PostgresResponseCache(cache, pool_size=1).close()
+
+
 def _retry_exceptions() -> list[type[BaseException]]:
     """Task errors worth a retry: lost connections (the database, the store, the API)."""
     kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
@@ -238,6 +253,7 @@ def optimize_users_ray(
         )
         raise ValueError(msg)
     cache = cache or checkpointer
+    _create_tables(checkpointer, cache, response_cache)
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(address=address, ignore_reinit_error=True, logging_level=logging.WARNING)
