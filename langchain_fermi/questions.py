@@ -58,7 +58,7 @@ def format_question(question: str, choices: Sequence[str]) -> str:
 class ParsedAnswer(NamedTuple):
     """A parsed reply: the option index, or ``None`` with the reason it could not be read."""
 
-    index: int | None
+    index: int | None  # type: ignore[assignment]  # shadows tuple.index, kept for the API
     reason: str | None = None
 
 
@@ -206,7 +206,7 @@ def parse_answer(reply: str, choices: Sequence[str]) -> ParsedAnswer:
         lambda: _option_text(text, choices),
         lambda: _lone_capital(text, letters),
     ):
-        index = rule()
-        if index is not None:
-            return ParsedAnswer(index)
+        found = rule()
+        if found is not None:
+            return ParsedAnswer(found)
     return ParsedAnswer(None, f"no option found in reply {text[:80]!r}")

@@ -149,7 +149,8 @@ class FermiMemoryStore(BaseStore):
         """Run ``ops``; Fermi I/O and the fallback's ``batch``."""
         plan = self._plan(ops)
         fermi_out = self._run_fermi(plan) if plan.reads or plan.writes else {}
-        fb_out = self.fallback.batch(plan.fallback_ops) if self._uses_fallback(plan) else []
+        fallback = self.fallback if self._uses_fallback(plan) else None
+        fb_out = fallback.batch(plan.fallback_ops) if fallback is not None else []
         return self._finish(plan, fermi_out, fb_out)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
@@ -158,7 +159,8 @@ class FermiMemoryStore(BaseStore):
         fermi_out: dict[int, Any] = {}
         if plan.reads or plan.writes:
             fermi_out = await run_in_executor(None, self._run_fermi, plan)
-        fb_out = await self.fallback.abatch(plan.fallback_ops) if self._uses_fallback(plan) else []
+        fallback = self.fallback if self._uses_fallback(plan) else None
+        fb_out = await fallback.abatch(plan.fallback_ops) if fallback is not None else []
         return self._finish(plan, fermi_out, fb_out)
 
     def _uses_fallback(self, plan: _Plan) -> bool:
@@ -184,11 +186,11 @@ class FermiMemoryStore(BaseStore):
                 self._plan_put(plan, i, op)
             elif isinstance(op, SearchOp):
                 page([], op.offset, op.limit)  # rejects negative numbers up front
-                addr, with_fallback = route_prefix(op.namespace_prefix, self.root)
-                if addr is not None:
-                    plan.reads[i] = addr
+                found, with_fallback = route_prefix(op.namespace_prefix, self.root)
+                if found is not None:
+                    plan.reads[i] = found
                 if with_fallback:
-                    fb_op = op._replace(limit=op.offset + op.limit, offset=0) if addr else op
+                    fb_op = op._replace(limit=op.offset + op.limit, offset=0) if found else op
                     self._to_fallback(plan, i, fb_op)
             elif isinstance(op, ListNamespacesOp):
                 page([], op.offset, op.limit)
@@ -360,8 +362,8 @@ class FermiMemoryStore(BaseStore):
     def _finish(self, plan: _Plan, fermi_out: dict[int, Any], fb_out: list[Result]) -> list[Result]:
         results: list[Result] = []
         for i, op in enumerate(plan.ops):
-            mine = fermi_out.get(i)
-            theirs = fb_out[plan.fallback_at[i]] if i in plan.fallback_at else None
+            mine: Any = fermi_out.get(i)
+            theirs: Any = fb_out[plan.fallback_at[i]] if i in plan.fallback_at else None
             if isinstance(op, GetOp):
                 results.append(mine if i in plan.reads else theirs)
             elif isinstance(op, PutOp):

@@ -17,13 +17,14 @@ from typing import Any, Literal
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
-    ContextT,
     ModelRequest,
     ModelResponse,
     ResponseT,
 )
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables.config import run_in_executor
+from langgraph.typing import StateLike
+from typing_extensions import TypeVar
 
 from langchain_fermi.agents.context import (
     FermiAgentContext,
@@ -125,7 +126,8 @@ def _system_message(
         return SystemMessage(text)
     if isinstance(existing.content, str):
         return SystemMessage(f"{text}\n\n{existing.content}")
-    return SystemMessage([{"type": "text", "text": f"{text}\n\n"}, *existing.content_blocks])
+    blocks: list[Any] = [{"type": "text", "text": f"{text}\n\n"}, *existing.content_blocks]
+    return SystemMessage(blocks)
 
 
 def _apply(
@@ -173,6 +175,11 @@ async def apersonalize_messages(
 ) -> list[BaseMessage]:
     """Async `personalize_messages` (the selection, CPU-bound, runs in an executor)."""
     return await run_in_executor(None, personalize_messages, store, user_id, messages, **kwargs)
+
+
+ContextT = TypeVar("ContextT", bound=StateLike | None, default=Any)
+"""The agent's run context. Default ``Any`` (langgraph's is ``None``), so `create_agent` infers
+it from ``context_schema`` when a plain ``FermiMiddleware()`` is passed."""
 
 
 class FermiMiddleware(AgentMiddleware[Any, ContextT, ResponseT]):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from langchain_fermi.errors import FermiError, UnknownUserError, validation_message
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
     from pydantic import BaseModel
 
     from langchain_fermi.retrieval import PromptSelection
@@ -143,7 +144,7 @@ def add_model_arguments(
         )
 
 
-def chat_model(name: str | None, flag: str, **kwargs: Any) -> Any:
+def chat_model(name: str | BaseChatModel | None, flag: str, **kwargs: Any) -> Any:
     """`get_chat_model` for the value of ``flag``; an unusable name is a `UsageError`."""
     from langchain_fermi import models  # looked up at call time: tests swap get_chat_model
 

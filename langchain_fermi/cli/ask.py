@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     """Select the user's prompt, call the model (unless ``--dry-run``) and print the answer."""
     from langchain_core.output_parsers import StrOutputParser
 
-    from langchain_fermi.personalizer import FermiPersonalizer
+    from langchain_fermi.personalizer import FermiPersonalizer, PersonalizerInput
     from langchain_fermi.questions import parse_answer
     from langchain_fermi.types import OPTION_LETTERS
 
@@ -55,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     out["selection"] = selection.model_dump(mode="json")
     if (args.explain or args.dry_run) and not args.json:
         print(render_selection(selection))
-    inputs = {"question": args.question, "choices": choices, "user_id": args.user_id}
+    inputs: PersonalizerInput = {
+        "question": args.question,
+        "choices": choices,
+        "user_id": args.user_id,
+    }
     if args.dry_run:
         messages = personalizer.invoke(inputs).messages
         out["messages"] = [{"type": m.type, "content": m.content} for m in messages]

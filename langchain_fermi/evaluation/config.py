@@ -205,9 +205,9 @@ class BenchConfig(BaseModel):
         calibration and guard for Fermi and OPRO; ``fermi_paper`` is Fermi without the guard."""
         variant, guarded = RUNS[run]
         return FermiConfig(
-            num_candidates=self.num_candidates,
-            memory_size=self.memory_size,
-            iterations=self.iterations,
+            K=self.num_candidates,
+            L=self.memory_size,
+            T=self.iterations,
             num_neighbors=self.num_neighbors,
             target_temperature=self.target_temperature,
             optimizer_temperature=self.optimizer_temperature,

@@ -131,9 +131,9 @@ def mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
     A user whose run stopped early (patience, budget) keeps its final best score for the later
     iterations, which is what it would report at that point; empty curves are ignored.
     """
-    curves = [list(c) for c in curves if c]
-    if not curves:
+    kept = [list(c) for c in curves if c]
+    if not kept:
         return []
-    length = max(len(c) for c in curves)
-    padded = [c + [c[-1]] * (length - len(c)) for c in curves]
+    length = max(len(c) for c in kept)
+    padded = [c + [c[-1]] * (length - len(c)) for c in kept]
     return [float(v) for v in np.asarray(padded, dtype=float).mean(axis=0)]

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -93,7 +93,8 @@ def _with_cost(state: FermiState, delta: Cost, started: float) -> dict[str, Any]
 def _opinions(user: UserProfile, state: FermiState, key: str) -> list[Opinion]:
     """The user's opinions listed under ``key`` (``scoring_ids`` / ``demo_ids``), in order."""
     by_id = {o.id: o for o in user.opinions}
-    return [by_id[i] for i in state.get(key, [])]  # type: ignore[literal-required]
+    ids: list[str] = cast(dict[str, Any], state).get(key, [])
+    return [by_id[i] for i in ids]
 
 
 # ------------------------------------------------------------------------------ split

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
@@ -122,7 +122,7 @@ def _stream(
         inputs, run_config, stream_mode=["updates", "custom", "values"]
     ):
         if mode == "values":
-            values = chunk
+            values = cast(dict[str, Any], chunk)
         else:
             _track(bar, mode, chunk)
     return values
@@ -222,7 +222,7 @@ def optimize_user(
         )
         snapshot = graph.get_state(run.run_config) if saver is not None else None
         start, done, finished = run.resume_point(snapshot)
-        if finished:
+        if finished and snapshot is not None:
             return result_from_state(snapshot.values, run.config)
         bar = run.bar(progress, done)
         try:
@@ -259,7 +259,7 @@ async def _astream(
         inputs, run_config, stream_mode=["updates", "custom", "values"]
     ):
         if mode == "values":
-            values = chunk
+            values = cast(dict[str, Any], chunk)
         else:
             _track(bar, mode, chunk)
     return values
@@ -299,7 +299,7 @@ async def aoptimize_user(
         )
         snapshot = await graph.aget_state(run.run_config) if saver is not None else None
         start, done, finished = run.resume_point(snapshot)
-        if finished:
+        if finished and snapshot is not None:
             return result_from_state(snapshot.values, run.config)
         bar = run.bar(progress, done)
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,7 +101,7 @@ class _MiniLM:
         return out
 
 
-def normalise_rows(vectors: Sequence[Sequence[float]] | np.ndarray, dim: int = 0) -> np.ndarray:
+def normalise_rows(vectors: npt.ArrayLike, dim: int = 0) -> np.ndarray:
     """Vectors as float32 rows of unit length (one vector gives one row; none, a (0, dim) matrix).
 
     Cosine similarity is then a dot product: every vector comparison in the package goes

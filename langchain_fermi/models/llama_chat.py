@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -324,11 +324,11 @@ class LocalLlamaChatModel(BaseChatModel):
                 prompt_tokens = 0
             stream = handle.llama.create_chat_completion(messages=chat, stream=True, **params)  # type: ignore[arg-type]
             generated, finish = 0, None
-            for part in stream:
+            for part in cast(Iterator[dict[str, Any]], stream):
                 if cancelled is not None and cancelled.is_set():
                     finish = "cancelled"
                     break
-                choice = part["choices"][0]  # type: ignore[index]
+                choice = part["choices"][0]
                 finish = choice.get("finish_reason") or finish
                 text = (choice.get("delta") or {}).get("content")
                 if text is None:

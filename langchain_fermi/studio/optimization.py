@@ -26,7 +26,7 @@ import asyncio
 import os
 from typing import Any, Literal
 
-from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -52,6 +52,12 @@ def _int(name: str, default: int | None) -> int | None:
         raise ValueError(msg) from None
 
 
+def _count(name: str, default: int) -> int:
+    """``_int`` for settings that always have a value."""
+    value = _int(name, default)
+    return default if value is None else value
+
+
 def _fallback() -> Literal["drop", "reply"]:
     raw = os.environ.get("FERMI_BRACKET_FALLBACK") or "reply"
     if raw not in ("drop", "reply"):
@@ -69,9 +75,9 @@ class FermiStudioContext(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    K: int = Field(_int("FERMI_K", 2), ge=1, description="new prompts per iteration")
-    L: int = Field(_int("FERMI_L", 3), ge=1, description="prompts kept in memory")
-    T: int = Field(_int("FERMI_T", 2), ge=0, description="iterations")
+    K: int = Field(_count("FERMI_K", 2), ge=1, description="new prompts per iteration")
+    L: int = Field(_count("FERMI_L", 3), ge=1, description="prompts kept in memory")
+    T: int = Field(_count("FERMI_T", 2), ge=0, description="iterations")
     variant: Variant | None = Field(
         None, description="fermi or opro (the OPRO ablation); default: the graph's own"
     )
@@ -196,21 +202,21 @@ def _user(state: StudioState) -> UserProfile:
     return raw if isinstance(raw, UserProfile) else UserProfile.model_validate(raw)
 
 
-def make_studio_graph(variant: Variant, name: str) -> CompiledStateGraph:
+def make_studio_graph(
+    variant: Variant, name: str
+) -> CompiledStateGraph[StudioState, FermiStudioContext, StudioInput, StudioOutput]:
     """The Studio graph for ``variant``: ``optimize`` (Fermi's loop as a subgraph) -> ``save``."""
 
-    async def optimize(
-        state: StudioState, config: RunnableConfig, runtime: Runtime[FermiStudioContext]
-    ) -> dict[str, Any]:
-        """Run the loop with this assistant's / run's settings."""
+    async def optimize(state: StudioState, runtime: Runtime[FermiStudioContext]) -> dict[str, Any]:
+        """Run the loop with this assistant's / run's settings (as a subgraph of this run)."""
         fermi = studio_config(variant, _context(runtime.context))
         loop = _loop(fermi)
-        inputs = {
+        inputs: dict[str, Any] = {
             "user": _user(state).model_dump(mode="json"),
             "warm_start": list(state.get("warm_start") or []),
         }
         limit = {"recursion_limit": loop.config["recursion_limit"]}
-        values = await loop.ainvoke(inputs, {**config, **limit})
+        values = await loop.ainvoke(inputs, {**get_config(), **limit})
         out = {k: values.get(k) for k in StudioOutput.__annotations__ if k in values}
         config_out = fermi.model_dump(mode="json", by_alias=True)
         return {**out, "run": values, "user_id": inputs["user"]["user_id"], "config": config_out}

@@ -60,8 +60,8 @@ def validate_user_id(user_id: Any) -> str:
             f"(it would be another user than {uid.strip()!r})"
         )
         raise ValueError(msg)
-    if _CONTROL_RE.search(uid):
-        msg = f"unsafe user id {uid!r}: control character {_CONTROL_RE.search(uid)[0]!r}"
+    if control := _CONTROL_RE.search(uid):
+        msg = f"unsafe user id {uid!r}: control character {control[0]!r}"
         raise ValueError(msg)
     if not _USER_ID_RE.fullmatch(uid) or ".." in uid:
         msg = (
