@@ -1,14 +1,21 @@
-"""``fermi quickstart``: Fermi end to end on one example user, offline, in about a minute.
+"""``fermi quickstart``: Fermi end to end on one example user, offline, in a few minutes.
 
 1. Loads the example users (``examples/data/users.json``) and picks one.
-2. Splits their opinions: 20 for the optimization, the rest held out.
-3. Optimizes their prompts with a small configuration (K=2, T=2) on the embedded SmolLM2.
-4. Saves the learned prompts to a Chroma store (``./.fermi/chroma`` by default).
-5. Answers 3 held-out questions through ``FermiPersonalizer(store) | model`` and shows which
-   prompt was chosen and why, and the model's answer against the user's.
+2. Plants them: their answers become the target model's own answers under a hidden persona
+   (their profile plus a paragraph about a plausible person), so a prompt *can* reach them. The
+   small local models barely follow a persona on real answers (OFFLINE_MODELS.md); a planted
+   user is the offline proof that the loop optimizes, not a claim about people. ``--no-plant``
+   keeps the example user's own answers.
+3. Splits their opinions: 20 for the optimization, the rest held out.
+4. Optimizes their prompts (K=3, T=3) and prints, iteration by iteration, the best prompt's
+   training and held-out accuracy, from the profile prompt toward the hidden prompt's ceiling.
+5. Saves the prompts the user is served to a Chroma store (``./.fermi/chroma`` by default) and
+   answers 3 held-out questions through ``FermiPersonalizer(store) | model``.
 
-SmolLM2-135M is a plumbing model: it barely follows a persona, so do not read its accuracy as
-Fermi's. Use ``--model`` / ``--optimizer-model`` (e.g. ``openai:gpt-4o-mini``) for real numbers.
+Models, chosen by measurement (benchmarks/results/planted-filter): the target is
+Qwen2.5-Coder-0.5B, whose planted users pass the signal filter, and the optimizer
+Qwen2.5-Coder-1.5B (``pip install 'langchain-fermi[qwen05,qwen15]'``); SmolLM2's planted users
+only show noise being matched.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from langchain_fermi.cli._common import (
     PROJECT_STORE,
     add_command,
     add_json_argument,
-    add_model_arguments,
     at_least,
     build_model,
     chat_model,
@@ -36,16 +42,21 @@ from langchain_fermi.cli._common import (
     render_selection,
 )
 from langchain_fermi.errors import UnknownUserError
+from langchain_fermi.evaluation.progress import ProgressPoint
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
 
-    from langchain_fermi.types import Opinion, UserProfile
+    from langchain_fermi.personalizer import FermiPersonalizer
+    from langchain_fermi.scoring import AnswerScorer
+    from langchain_fermi.types import FermiResult, Opinion, UserProfile
 
 __all__ = ["QuickstartAnswer", "QuickstartReport", "find_example_users", "quickstart", "register"]
 
 EXAMPLE_USERS = Path("examples") / "data" / "users.json"
+DEFAULT_TARGET = "qwen2.5-coder-0.5b"
+DEFAULT_OPTIMIZER = "qwen2.5-coder-1.5b"
 
 
 class QuickstartAnswer(BaseModel):
@@ -71,6 +82,12 @@ class QuickstartReport(BaseModel):
     best_score: float
     optimize_seconds: float
     answers: list[QuickstartAnswer]
+    planted: bool = False
+    trait: str | None = None
+    progress: list[ProgressPoint] = []
+    heldout_profile: float | None = None
+    heldout_served: float | None = None
+    heldout_ceiling: float | None = None
 
 
 def find_example_users(path: Path | None = None) -> Path:
@@ -113,39 +130,107 @@ def _answer(chain: Any, user_id: str, o: Opinion) -> tuple[str, str | None]:
     return reply, o.choices[parsed.index] if parsed.index is not None else None
 
 
+def _plant(
+    user: UserProfile, scorer: AnswerScorer, echo: Callable[[str], None]
+) -> tuple[UserProfile, str | None, str | None]:
+    """The planted version of ``user`` (its hidden prompt and trait), or ``user`` itself."""
+    from langchain_fermi.evaluation.planted import TRAITS, plant_users
+
+    n = len(user.opinions)
+    planted, hidden, record = plant_users(
+        [user], scorer, max_users=1, n_questions=n, attempts=len(TRAITS),
+        filter_questions=min(20, n),
+    )  # fmt: skip
+    if not planted:
+        echo(
+            f"no hidden persona moved {scorer.model_id} enough (flips >= 30 %, a paraphrase "
+            "agreeing clearly more than another person): the user's own answers are used"
+        )
+        return user, None, None
+    kept = record.kept[0]
+    echo(f"PLANTED user {planted[0].user_id}: {user.user_id}'s profile and questions, answered "
+         f"as {scorer.model_id.split(':')[1] or scorer.model_id} answers under a hidden persona "
+         f"('{kept.trait}'): it changes {kept.flip_rate:.0%} of the profile prompt's answers, "
+         f"a paraphrase of it agrees on {kept.paraphrase_agreement:.0%}, another person on "
+         f"{kept.other_agreement:.0%}. The optimization never sees the hidden prompt. This shows "
+         "the loop optimizes; it is not a claim about people.")  # fmt: skip
+    return planted[0], hidden[planted[0].user_id], kept.trait
+
+
+def _show_progress(
+    result: FermiResult,
+    test: Sequence[Opinion],
+    scorer: AnswerScorer,
+    personalizer: FermiPersonalizer,
+    user: UserProfile,
+    hidden: str | None,
+    echo: Callable[[str], None],
+) -> tuple[list[ProgressPoint], float, float, float | None]:
+    """Print training and held-out accuracy by iteration, the served set's and the ceiling."""
+    from langchain_fermi.evaluation.progress import heldout_accuracy, heldout_progress
+
+    points = heldout_progress(result, test, scorer)
+    scoring = len(result.prompts[0].opinion_ids)
+    echo(f"\naccuracy of the best prompt so far (training: {scoring} scoring opinions; "
+         f"held-out: {len(test)} questions never shown to the optimization)")  # fmt: skip
+    echo(f"  {'iteration':<22} {'training':>8} {'held-out':>8}")
+    for p in points:
+        name = f"{p.iteration} (profile prompt)" if p.iteration == 0 else str(p.iteration)
+        echo(f"  {name:<22} {p.train:>8.2f} {p.heldout:>8.2f}")
+    ceiling = None
+    if hidden is not None:
+        ceiling = heldout_accuracy(hidden, test, scorer)
+        echo(f"  {'hidden prompt (ceiling)':<22} {1.0:>8.2f} {ceiling:>8.2f}")
+    texts = [_selected(personalizer, user.user_id, o.question) for o in test]
+    served = heldout_accuracy(texts, test, scorer)
+    profile = points[0].heldout
+    verdict = "above" if served > profile else "not above"
+    echo(f"served prompts (Retrieval-of-Prompt, what `fermi ask` uses): held-out {served:.2f}, "
+         f"{verdict} the profile prompt's {profile:.2f}")  # fmt: skip
+    return points, profile, served, ceiling
+
+
+def _selected(personalizer: FermiPersonalizer, user_id: str, question: str) -> str:
+    selection = personalizer.select_prompt(user_id, question)
+    if selection.prompt is None:
+        msg = f"user {user_id!r}: no prompt selected ({selection.explanation})"
+        raise RuntimeError(msg)
+    return selection.prompt.text
+
+
 def quickstart(
     *,
     users_file: Path | None = None,
     user_id: str | None = None,
     store_path: Path | None = None,
-    target: str | BaseChatModel | None = "smollm2",
-    optimizer: str | BaseChatModel | None = "smollm2",
-    num_candidates: int = 2,
-    iterations: int = 2,
+    target: str | BaseChatModel | None = DEFAULT_TARGET,
+    optimizer: str | BaseChatModel | None = DEFAULT_OPTIMIZER,
+    num_candidates: int = 3,
+    iterations: int = 3,
     n_optimize: int = 20,
     n_questions: int = 3,
     seed: int = 0,
     embeddings: Embeddings | None = None,
     progress: bool = True,
     fresh: bool = False,
+    plant: bool = True,
     echo: Callable[[str], None] = print,
 ) -> QuickstartReport:
     """Run the quickstart; see the module docstring. Models may be names or chat models."""
     from langchain_core.output_parsers import StrOutputParser
 
     from langchain_fermi.data import load_users, split_user
-    from langchain_fermi.graph import optimize_user
+    from langchain_fermi.graph import default_cache_path, optimize_user
     from langchain_fermi.personalizer import FermiPersonalizer
+    from langchain_fermi.scoring import AnswerScorer, ScoreCache
+    from langchain_fermi.scoring.calibration import resolve_calibration
     from langchain_fermi.types import FermiConfig
 
     path = find_example_users(users_file)
     user = _pick_user(load_users(path), user_id, path)
-    optimize, test = split_user(user, n_optimize=n_optimize, n_test=None, seed=seed)
-    echo(f"user {user.user_id} ({path}): {len(user.opinions)} opinions -> "
-         f"{len(optimize.opinions)} for optimization, {len(test)} held out")  # fmt: skip
     config = FermiConfig(K=num_candidates, T=iterations, seed=seed)
     target_model = chat_model(target, "--model", role="target", max_tokens=16)
-    optimizer_model = chat_model(optimizer, "--optimizer-model", role="optimizer")
+    optimizer_model = chat_model(optimizer, "--optimizer-model", role="optimizer", max_tokens=256)
     store_path = Path(store_path or PROJECT_STORE)
     checkpoint = store_path.parent / "quickstart-checkpoints.sqlite"
     store_path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +238,16 @@ def quickstart(
     if fresh:  # forget the finished run (the score cache next to it stays valid)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{checkpoint}{suffix}").unlink(missing_ok=True)
+    calibration = resolve_calibration(config.calibration, target_model)
+    scorer = AnswerScorer(
+        target_model, cache=ScoreCache(default_cache_path(checkpoint)), calibration=calibration
+    )
+    hidden = trait = None
+    if plant:
+        user, hidden, trait = _plant(user, scorer, echo)
+    optimize, test = split_user(user, n_optimize=n_optimize, n_test=None, seed=seed)
+    echo(f"user {user.user_id} ({path}): {len(user.opinions)} opinions -> "
+         f"{len(optimize.opinions)} for optimization, {len(test)} held out")  # fmt: skip
     echo(f"optimizing: K={config.num_candidates} new prompts per iteration, "
          f"T={config.iterations} iterations (a finished run is reused unless --fresh)")  # fmt: skip
     t0 = time.perf_counter()
@@ -161,11 +256,19 @@ def quickstart(
         progress=progress,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
-    store.save_result(result, user=optimize)
+    store.save_user(optimize)  # the optimization opinions only: held-out ones never go in
+    store.save_prompts(user.user_id, result.serving_prompts())
     prompts = store.get_prompts(user.user_id)
-    echo(f"learned {len(prompts)} prompts in {seconds:.0f} s (best score {result.best.score:.2f}; "
-         f"stop: {result.stop_reason or 'done'}); saved to {store_path}")  # fmt: skip
+    echo(f"learned {len(prompts)} prompts to serve in {seconds:.0f} s (best score "
+         f"{result.best.score:.2f}; stop: {result.stop_reason or 'done'}"
+         + ("; the guard fell back to the profile prompt" if result.fallback else "")
+         + f"); saved to {store_path}")  # fmt: skip
     personalizer = FermiPersonalizer(store, num_neighbors=config.num_neighbors)
+    points, heldout_profile, heldout_served, ceiling = (
+        _show_progress(result, test, scorer, personalizer, user, hidden, echo)
+        if test
+        else ([], None, None, None)
+    )
     chain = personalizer | target_model | StrOutputParser()
     answers: list[QuickstartAnswer] = []
     for i, o in enumerate(test[:n_questions], 1):
@@ -193,7 +296,9 @@ def quickstart(
     return QuickstartReport(
         user_id=user.user_id, store=str(store_path), n_optimize=len(optimize.opinions),
         n_test=len(test), prompts=len(prompts), best_score=result.best.score,
-        optimize_seconds=seconds, answers=answers,
+        optimize_seconds=seconds, answers=answers, planted=hidden is not None, trait=trait,
+        progress=points, heldout_profile=heldout_profile, heldout_served=heldout_served,
+        heldout_ceiling=ceiling,
     )  # fmt: skip
 
 
@@ -208,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
         users_file=args.data, user_id=args.user_id, store_path=args.store, target=args.model,
         optimizer=args.optimizer_model, num_candidates=args.K, iterations=args.T,
         n_optimize=args.n_optimize, n_questions=args.questions, seed=args.seed,
-        progress=not args.no_progress, fresh=args.fresh, echo=echo,
+        progress=not args.no_progress, fresh=args.fresh, plant=not args.no_plant, echo=echo,
     )  # fmt: skip
     if args.json:
         print_json(report.model_dump(mode="json"))
@@ -225,9 +330,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", type=Path, default=None, help="users file (JSON/JSONL/CSV)")
     p.add_argument("--user-id", default=None, help="default: the user with the most opinions")
     p.add_argument("--store", type=Path, default=None, help=f"default: ./{PROJECT_STORE}")
-    add_model_arguments(p, default="smollm2")
-    p.add_argument("-K", type=int, default=2, help="new prompts per iteration")
-    p.add_argument("-T", type=int, default=2, help="iterations")
+    p.add_argument("--model", default=DEFAULT_TARGET, help="target model (default %(default)s)")
+    p.add_argument(
+        "--optimizer-model", default=DEFAULT_OPTIMIZER, help="optimizer model (default %(default)s)"
+    )
+    p.add_argument("--no-plant", action="store_true", help="keep the example user's own answers")
+    p.add_argument("-K", type=int, default=3, help="new prompts per iteration")
+    p.add_argument("-T", type=int, default=3, help="iterations")
     p.add_argument("--n-optimize", type=at_least(1), default=20, help="opinions shown to Fermi")
     p.add_argument("--questions", type=at_least(0), default=3, help="held-out questions")
     p.add_argument("--seed", type=int, default=0)
