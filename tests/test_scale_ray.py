@@ -125,7 +125,7 @@ def test_a_killed_worker_loses_nothing_and_scores_nothing_twice(
                 again.append(first[entry["pair"]])
             else:
                 first[entry["pair"]] = entry
-        assert all(e["done"] is None or e["done"] > killed_at - 0.05 for e in again), again
+        assert all(e["done"] is None or e["done"] > killed_at - 0.2 for e in again), again
         assert len(again) <= 2 * CONFIG.max_concurrency  # 2 users in flight in that task
         assert len(first) == calm_stats["distinct_pairs"]
         scoring = stats(base)["by_kind"]["scoring"]

@@ -297,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("services", nargs="*", default=["postgres", "chroma", "ray"])
     parser.add_argument("--env-file", required=True, help="where to write the shell exports")
     parser.add_argument("--num-cpus", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    unknown = sorted(set(args.services) - {"postgres", "chroma", "ray"})
+    if unknown:
+        parser.error(f"unknown service(s) {unknown}; choose from postgres, chroma, ray")
     return _serve_forever(args)
 
 
