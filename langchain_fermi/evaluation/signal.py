@@ -1,8 +1,9 @@
 """The signal check at the top of every survey report: can the target model show personalization?
 
 Two opposite personas (a very liberal Democrat and a very conservative Republican on OpinionQA;
-the two countries with the most answers on GlobalOpinionQA) answer every question of the dataset
-through the benchmark's own scorer. If the model barely changes its answers between them, or
+on GlobalOpinionQA the two countries with the most questions in common, which in its sparse
+country x question table is a handful) answer every question both real groups answered, through
+the benchmark's own scorer. If the model barely changes its answers between them, or
 changes them in a direction unrelated to how the real groups differ, no method can personalize
 it, and the report says so in plain words before any accuracy is read.
 """
@@ -86,8 +87,10 @@ def _groups(
         party = [u.attributes.get(_PARTY) for u in users]
         rows = [np.array([p == a[_PARTY] for p in party]) for a in OPINIONQA_PERSONAS]
         return [dict(a) for a in OPINIONQA_PERSONAS], rows
-    counts = (population.answers >= 0).sum(axis=1)
-    top = np.argsort(-counts, kind="stable")[:2]
+    answered = (population.answers >= 0).astype(np.int32)
+    shared = answered @ answered.T  # the pair of countries with the most questions in common
+    np.fill_diagonal(shared, -1)
+    top = np.unravel_index(int(np.argmax(shared)), shared.shape)
     rows = [np.arange(len(users)) == i for i in top]
     return [dict(users[int(i)].attributes) for i in top], rows
 
@@ -104,7 +107,12 @@ def persona_sensitivity(
         dataset: ``"opinionqa"`` (party personas) or ``"globalopinionqa"`` (country personas).
     """
     personas, rows = _groups(population, users, dataset)
-    questions = [q for q in survey_questions(users) if q.id in population.question_ids]
+    questions = [  # the questions both real groups answered (all of a Pew wave's)
+        q
+        for q in survey_questions(users)
+        if q.id in population.question_ids
+        and all(_real(population, r, q.id, len(q.choices)) is not None for r in rows)
+    ]
     prompts = [profile_prompt(UserProfile(user_id="persona", attributes=a)) for a in personas]
     model = [_probs(scorer, p, questions) for p in prompts]
     flips = real_flips = 0
@@ -118,8 +126,7 @@ def persona_sensitivity(
         dist.append(0.5 * float(np.abs(p - r).sum()))
         a = _real(population, rows[0], q.id, len(q.choices))
         b = _real(population, rows[1], q.id, len(q.choices))
-        if a is None or b is None:
-            continue
+        assert a is not None and b is not None  # kept above
         real_flips += int(a.argmax() != b.argmax())
         real_dist.append(0.5 * float(np.abs(a - b).sum()))
         shift += list(p - r)
