@@ -170,7 +170,59 @@ def _run_ray(users: list[UserProfile], make_target: Any, make_optimizer: Any) ->
     return batch, setup
 
 
-def _plot(levels: list[dict[str, Any]], path: Path) -> None:
+def sdk_ceiling(base: str, calls: int = 1500, concurrency: int = 64) -> dict[str, float]:
+    """Bare `ChatOpenAI.ainvoke` scoring calls (no Fermi code at all) at ``concurrency``: the
+    most calls per second the client side manages on this machine, and its CPU per call."""
+    import asyncio
+
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    make_target, _ = _models(base)
+    model = make_target().bind(logprobs=True, top_logprobs=20, max_tokens=1)
+    inputs = [
+        [
+            SystemMessage(f"You answer as person {i}."),
+            HumanMessage(f"Question: q{i}?\nA. Yes\nB. No"),
+        ]
+        for i in range(calls + 1)
+    ]
+
+    async def main() -> dict[str, float]:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(messages: list[Any]) -> Any:
+            async with gate:
+                return await model.ainvoke(messages)
+
+        await one(inputs[0])  # connections opened
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(m) for m in inputs[1:]))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return {
+            "calls": calls,
+            "concurrency": concurrency,
+            "calls_per_s": round(calls / wall, 1),
+            "client_cpu_ms_per_call": round(1000 * cpu / calls, 2),
+        }
+
+    return asyncio.run(main())
+
+
+def _sdk_ceiling_in_subprocess(base: str) -> dict[str, float]:
+    """`sdk_ceiling` in a fresh process (langchain-openai keeps its async HTTP client per event
+    loop; this process's loop must stay the engine's)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_scale", "--sdk-ceiling", base],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _plot(levels: list[dict[str, Any]], path: Path, ceiling: float, critical: float) -> None:
+    """Bars: measured users/min; ticks: the latency-only ideal; line: the bare-client ceiling."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,8 +230,14 @@ def _plot(levels: list[dict[str, Any]], path: Path) -> None:
 
     names = [f"c={r['level']}" if r["level"] != "ray" else "Ray 2x32" for r in levels]
     values = [r["users_per_min"] for r in levels]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    ideal = [60 / critical * (64 if r["level"] == "ray" else int(r["level"])) for r in levels]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     bars = ax.bar(names, values, color=["#8da0cb"] * (len(values) - 1) + ["#fc8d62"])
+    top = max(values) * 1.45
+    ax.scatter(names, [min(i, top * 0.97) for i in ideal], marker="_", s=900, color="#555",
+               label="latency-only ideal (capped)")  # fmt: skip
+    ax.axhline(ceiling, ls="--", color="#b22", lw=1,
+               label=f"bare ChatOpenAI in one process: {ceiling:.0f} users/min")  # fmt: skip
     base = levels[0]["users_per_min"] or 1.0
     for bar, r in zip(bars, levels, strict=True):
         label = (
@@ -188,8 +246,9 @@ def _plot(levels: list[dict[str, Any]], path: Path) -> None:
         ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8)  # fmt: skip
     ax.set_ylabel("users optimized per minute")
-    ax.set_title("Fermi K=4 T=2, 16 scoring opinions, 200 ms per LLM call (stand-in)")
-    ax.set_ylim(0, max(values) * 1.3)
+    ax.set_title("Fermi K=4 T=2, 16 scoring opinions, 200 ms per LLM call (stand-in)", fontsize=10)
+    ax.set_ylim(0, top)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -257,13 +316,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,4,16,64,ray")
     parser.add_argument("--subset", default="1=10,4=50", help="users per level, LEVEL=N,...")
     parser.add_argument("--out", default=str(RESULTS / "scale.json"))
+    parser.add_argument("--sdk-ceiling", metavar="BASE", help=argparse.SUPPRESS)
+    parser.add_argument("--replot", action="store_true", help="redraw the PNG from --out")
     args = parser.parse_args(argv)
+    if args.replot:
+        report = json.loads(Path(args.out).read_text())
+        ceiling = report["bare_chatopenai_ceiling"]["calls_per_s"] * 60 / report["calls_per_user"]
+        _plot(
+            report["levels"],
+            Path(args.out).with_suffix(".png"),
+            ceiling,
+            report["critical_path_s_per_user"],
+        )
+        return 0
+    if args.sdk_ceiling:
+        print(json.dumps(sdk_ceiling(args.sdk_ceiling)))
+        return 0
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local Ray on 127.0.0.1
     subset = {k: int(v) for k, v in (p.split("=") for p in args.subset.split(",") if p)}
     users = make_users(args.users)
     levels = []
     with running(delay=args.delay, takes=CONFIG.num_candidates) as base:
         server_pid = _server_pid(base)
+        ceiling = _sdk_ceiling_in_subprocess(base)
+        print(f"[bench_scale] bare ChatOpenAI: {ceiling}", flush=True)
         for level in args.levels.split(","):
             group = users[: subset.get(level, args.users)]
             print(f"[bench_scale] level {level}: {len(group)} users ...", flush=True)
@@ -289,15 +365,23 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "note": "shared 2-core machine; other jobs were running",
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "note": "a 2-core machine shared with other jobs while measuring",
         },
+        "bare_chatopenai_ceiling": ceiling,
         "levels": [{k: v for k, v in r.items() if k != "per_user"} for r in levels],
         **summary,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    _plot(levels, out.with_suffix(".png"))
+    per_user_calls = summary["calls_per_user"]
+    _plot(
+        levels,
+        out.with_suffix(".png"),
+        ceiling["calls_per_s"] * 60 / per_user_calls,
+        summary["critical_path_s_per_user"],
+    )
     print(f"\n{'level':>6} {'users':>6} {'users/min':>10} {'speed-up':>9}")
     for r in levels:
         print(f"{r['level']:>6} {r['users']:>6} {r['users_per_min']:>10.1f} "
