@@ -12,8 +12,12 @@
   (exact float32 bytes, and the unit-length copy the vector index keeps). Hits after the plain
   delete show what a purge is for; hits after the purge must be 0.
 * ``replace_failure``: ``import_user(replace=True)`` of a user with more opinions than Chroma's
-  largest batch (5,461), with a write failing at each call in turn: the old user must export
-  exactly as before every time; then the replace succeeds and leaves no extra rows.
+  largest batch (5,461), with a Chroma write, then a delete, failing at each call in turn: the
+  user must export exactly as before (failure before the switch) or exactly as the new dump
+  (after it), never a mix; the last replace leaves no extra rows. (Hashed embeddings: the
+  questions are re-embedded for every attempt, and embedding is not what is measured.)
+* ``read_only``: the purged store opened with ``read_only=True`` (a temporary copy): time to open
+  and list it against a normal open, and that a write is refused.
 
 Prints a table and writes ``benchmarks/results/reliability_store.json``. The scenario functions are
 also run, smaller, by ``tests/test_store_faults.py`` and ``tests/test_store_purge.py``.
@@ -284,6 +288,7 @@ def purge_scenario(
     purged = scan(path, texts, [vector])
     intact = all(store.export_user(uid) == exports[uid] for uid in others)
     reopened = _run_module("_list", str(path), embeddings)
+    read_only = _run_module("_read_only", str(path), embeddings)
     return {
         "users": len(others) + 1,
         "needles": list(saved),
@@ -295,6 +300,7 @@ def purge_scenario(
         "purge_s": round(purge_s, 2),
         "compaction": compaction,
         "others_intact": intact and reopened["users"] == others,
+        "read_only": read_only,
     }
 
 
@@ -395,9 +401,39 @@ def _sub(argv: list[str]) -> None:
         out = _writer(args[0], args[1], int(args[2]), args[3])
     elif cmd == "_verify":
         out = _verify(args[0], args[1].split(","), int(args[2]), args[3])
+    elif cmd == "_read_only":
+        out = _read_only(Path(args[0]), args[1])
     else:  # _list
         out = {"users": FermiStore(args[0], embeddings=make_embeddings(args[1])).list_users()}
     print(json.dumps(out))
+
+
+def _read_only(path: Path, embeddings: str) -> dict[str, Any]:
+    """Open and list a store normally and read-only (in a fresh process: no warm caches)."""
+    from langchain_fermi.errors import StoreReadOnlyError
+
+    emb = make_embeddings(embeddings)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    FermiStore(path, embeddings=emb).list_users()  # the imports and first open, not timed
+    t0 = time.perf_counter()
+    FermiStore(path, embeddings=emb).list_users()
+    rw_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ro = FermiStore(path, embeddings=emb, read_only=True)
+    users = ro.list_users()
+    ro_s = time.perf_counter() - t0
+    try:
+        ro.save_user(synthetic_user("intruder"))
+        refused = False
+    except StoreReadOnlyError:
+        refused = True
+    return {
+        "store_mb": round(size / 1e6, 2),
+        "users_listed": len(users),
+        "open_and_list_read_only_s": round(ro_s, 3),
+        "open_and_list_s": round(rw_s, 3),
+        "write_refused": refused,
+    }
 
 
 def main() -> None:
@@ -412,9 +448,7 @@ def main() -> None:
         results = {
             "two_writers": two_writers(work / "writers", args.saves, args.embeddings),
             "purge": purge_scenario(work / "purge", args.embeddings),
-            "replace_failure": replace_failure_scenario(
-                work / "replace", args.embeddings, args.opinions
-            ),
+            "replace_failure": replace_failure_scenario(work / "replace", "hash", args.opinions),
         }
     report = {
         "benchmark": "FermiStore storage reliability under faults",
@@ -434,6 +468,11 @@ def main() -> None:
         ("other users intact after purge", pu["others_intact"]),
         (f"replace of {r['opinions']} opinions: failures injected", r["failures_injected"]),
         ("users left mixed by a failure", r["mixed_users"]),
+        (
+            "read-only open+list s (normal open s)",
+            f"{pu['read_only']['open_and_list_read_only_s']} "
+            f"({pu['read_only']['open_and_list_s']}), {pu['read_only']['store_mb']} MB",
+        ),
     ]
     for name, value in rows:
         print(f"{name:<44} {value}")

@@ -8,8 +8,10 @@ re-opens an embedded client that another process's writes made stale.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -137,9 +139,14 @@ class StoreAccess:
         if host is not None:
             self._fixed_client = make_client(host, port)
         elif path is not None:
+            if path.exists() and not path.is_dir():
+                msg = f"the Fermi store path {path} is a file, not a store folder"
+                raise NotADirectoryError(msg)
             if read_only or (path.exists() and not is_writable(path)):
                 self.read_only = True
-                self._fixed_client = fresh_persistent_client(read_only_copy(path))
+                copy = read_only_copy(path)
+                weakref.finalize(self, shutil.rmtree, copy.parent, True)  # at the latest at exit
+                self._fixed_client = fresh_persistent_client(copy)
             else:
                 self.folder = embedded_folder(path)
         self._lock = threading.RLock()
