@@ -35,8 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from langchain_core.embeddings import Embeddings
 
 from langchain_fermi.errors import StoreLockedError
 from langchain_fermi.store import FermiStore
+from langchain_fermi.store.faults import fail_on_call, row_counts, set_batch_size
 from langchain_fermi.types import FermiResult, Opinion, ScoredPrompt, UserProfile
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reliability_store.json"
@@ -309,29 +309,6 @@ def _count(hits: dict[str, list[str]]) -> int:
 
 
 # -- replace with a failure ----------------------------------------------------------------------
-@contextmanager
-def fail_on_call(n: int, method: str = "upsert") -> Iterator[list[int]]:
-    """Make the ``n``-th call of Chroma's ``Collection.upsert`` (or ``.delete``) raise: every
-    batch the store writes or deletes is one call."""
-    from chromadb.api.models.Collection import Collection
-
-    original = getattr(Collection, method)
-    calls = [0]
-
-    def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        if calls[0] == n:
-            msg = f"injected failure in Chroma {method} call {n}"
-            raise OSError(msg)
-        return original(self, *args, **kwargs)
-
-    setattr(Collection, method, failing)
-    try:
-        yield calls
-    finally:
-        setattr(Collection, method, original)
-
-
 def replace_failure_scenario(
     path: Path, embeddings: str = "hash", n_opinions: int = 6000, batch: int | None = None
 ) -> dict[str, Any]:
@@ -342,7 +319,7 @@ def replace_failure_scenario(
     emb = make_embeddings(embeddings)
     store = FermiStore(path, embeddings=emb)
     if batch is not None:
-        store._tables.max_batch = batch
+        set_batch_size(store, batch)
     old = synthetic_user("big", n_opinions=n_opinions)
     old_dump = _dump(old, synthetic_prompts(old, n=3))
     store.import_user(old_dump)
@@ -371,17 +348,16 @@ def replace_failure_scenario(
                 store.import_user(old_dump, replace=True)
             n += 1
     store.import_user(new_dump, replace=True)
-    rows = len(store._opinions.get(where={"user_id": "big"}, include=[])["ids"])
-    prompt_rows = len(store._prompts.get(where={"user_id": "big"}, include=[])["ids"])
+    rows = row_counts(store, "big")
     return {
         "opinions": n_opinions,
-        "max_batch": store._tables.max_batch,
+        "max_batch": store.max_batch_size,
         "write_calls_per_replace": calls_per_replace,
         "failures_injected": len(outcomes),
         "outcomes": outcomes,
         "mixed_users": sum(o["user_is"] == "MIXED" for o in outcomes),
         "replaced_after": store.export_user("big") == new_dump,
-        "leftover_rows_after": rows + prompt_rows - n_opinions - len(new_dump["prompts"]),
+        "leftover_rows_after": rows["opinions"] + rows["prompts"] - n_opinions - 2,
     }
 
 

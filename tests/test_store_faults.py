@@ -15,7 +15,6 @@ import pytest
 from fermi_store_fakes import KeywordEmbeddings, make_user, prompt
 
 from benchmarks.bench_reliability_store import (
-    fail_on_call,
     replace_failure_scenario,
     synthetic_prompts,
     synthetic_user,
@@ -24,6 +23,7 @@ from benchmarks.bench_reliability_store import (
 from langchain_fermi.errors import DamagedUserError, FermiError, StoreLockedError
 from langchain_fermi.store import FermiStore
 from langchain_fermi.store.embedded import LOCK_FILE
+from langchain_fermi.store.faults import fail_on_call, row_counts, set_batch_size
 from langchain_fermi.types import ScoredPrompt
 
 TESTS = Path(__file__).resolve().parent
@@ -146,7 +146,7 @@ def test_replace_larger_than_chromas_batch(store: FermiStore):
     store.import_user(
         {"format": "langchain-fermi.user/1", "user": big.model_dump(mode="json"), "prompts": []}
     )
-    assert store._tables.max_batch < 6000  # the writes below span two Chroma batches
+    assert store.max_batch_size < 6000  # the writes below span two Chroma batches
     before = _dump(store, "big")
     new = synthetic_user("big", n_opinions=6000, marker="v2")
     data = {
@@ -160,8 +160,7 @@ def test_replace_larger_than_chromas_batch(store: FermiStore):
     assert calls[0] == 2 and _dump(store, "big") == before
     store.import_user(data, replace=True)
     assert store.export_user("big") == data
-    rows = store._opinions.get(where={"user_id": "big"}, include=[])["ids"]
-    assert len(rows) == 6000
+    assert row_counts(store, "big") == {"users": 1, "opinions": 6000, "prompts": 2}
     # prompts: more than one batch, and a failure half-way keeps the old set
     many = [prompt(f"p{r}", {"q0": 1}, score=1 - r / 6000) for r in range(5600)]
     with fail_on_call(2), pytest.raises(OSError):
@@ -175,14 +174,13 @@ def test_save_prompts_failing_half_way_keeps_the_old_prompts(store: FermiStore):
     store.save_user(make_user("alice"))
     store.save_prompts("alice", [prompt("OLD", {"o1": 1})])
     before = _dump(store, "alice")
-    store._tables.max_batch = 2
+    set_batch_size(store, 2)
     with fail_on_call(2), pytest.raises(OSError):
         store.save_prompts("alice", [prompt(f"NEW{r}", {"o1": 1}) for r in range(5)])
     assert _dump(store, "alice") == before
     store.save_prompts("alice", [prompt("NEWER", {"o1": 1})])
     assert [p.text for p in store.get_prompts("alice")] == ["NEWER"]
-    rows = store._prompts.get(where={"user_id": "alice"}, include=[])["ids"]
-    assert len(rows) == 1  # the interrupted save's rows are swept too
+    assert row_counts(store, "alice")["prompts"] == 1  # the interrupted save's rows are swept
 
 
 # -- non-finite scores, damaged users ------------------------------------------------------------

@@ -130,6 +130,11 @@ class FermiStore:
         return self._access.read_only
 
     @property
+    def max_batch_size(self) -> int:
+        """Rows per Chroma write or delete call (larger writes are split)."""
+        return self._tables.max_batch
+
+    @property
     def lock_timeout(self) -> float:
         """Seconds a write waits for another process writing the same embedded folder."""
         return self._access.lock_timeout
