@@ -114,3 +114,21 @@ def test_ask_with_the_local_model(store_path: Path, capsys):
     last = out.strip().splitlines()[-1]
     assert "You are a gun owner." in out
     assert (code == 0 and last in ("A. Yes", "B. No")) or (code == 1 and "unreadable" in last)
+
+
+def test_delete_purge_leaves_no_byte_of_the_user(store_path: Path, capsys):
+    """`fermi users delete --purge`: carl's prompt text is on disk before, nowhere after."""
+    marker = b"ZQX-carl-only-7f3a9c"
+    FermiStore(store_path).save_result(
+        make_result("carl", [prompt(marker.decode(), {"o1": 1})]), user=make_user("carl")
+    )
+
+    def hits() -> list[str]:
+        return [str(p) for p in store_path.rglob("*") if p.is_file() and marker in p.read_bytes()]
+
+    assert hits()  # it was written somewhere
+    code, out, _ = _run(capsys, "users", "delete", "carl", "--purge", "--store", str(store_path))
+    assert code == 0 and "purged" in out
+    assert hits() == []
+    assert FermiStore(store_path).list_users() == ["alice", "bob"]
+    assert FermiStore(store_path).get_prompts("alice")[0].score == pytest.approx(0.62, abs=0.01)

@@ -107,8 +107,9 @@ def _show(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     store = open_store(args)
     require_user(store, args.user_id)
-    store.delete_user(args.user_id)
-    print(f"deleted user {args.user_id}{store_where(store)}")
+    store.delete_user(args.user_id, purge=args.purge)
+    how = " and purged the store (no byte of them left on disk)" if args.purge else ""
+    print(f"deleted user {args.user_id}{how}{store_where(store)}")
     return 0
 
 
@@ -180,6 +181,12 @@ def register(subparsers: Any) -> None:
     add_json_argument(p, "the full export")
     p = add("delete", _delete, "delete everything stored for a user")
     p.add_argument("user_id")
+    p.add_argument(
+        "--purge",
+        action="store_true",
+        help="also erase their bytes from disk now (rewrites the store; a plain delete makes "
+        "them invisible at once, their bytes go at the next purge)",
+    )
     p = add("export", _export, "write a user (profile, opinions, prompts) as JSON")
     p.add_argument("user_id")
     p.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
