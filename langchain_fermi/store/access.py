@@ -8,6 +8,7 @@ re-opens an embedded client that another process's writes made stale.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
@@ -254,7 +255,7 @@ class StoreAccess:
             if self.folder is not None:
                 self.folder.refresh()  # another process wrote: its vectors need a re-open
             try:
-                snap = self.read(lambda t, r=rec: t.load_snapshot(r))
+                snap = self.read(functools.partial(Tables.load_snapshot, rec=rec))
             except InternalError as e:  # a vector the index does not have
                 if reopened or self.folder is None:
                     raise damaged(rec.user_id, f"its vectors cannot be read ({e})") from e

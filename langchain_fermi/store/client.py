@@ -57,8 +57,9 @@ def fresh_persistent_client(path: Path) -> Any:
 
     settings = Settings(anonymized_telemetry=False, is_persistent=True, persist_directory=str(path))
     system = System(settings)
-    system.instance(ProductTelemetryClient)
-    system.instance(ServerAPI)
+    # chromadb resolves these abstract types to the configured implementations
+    system.instance(ProductTelemetryClient)  # type: ignore[type-abstract]
+    system.instance(ServerAPI)  # type: ignore[type-abstract]
     system.start()
     return Client.from_system(system)
 

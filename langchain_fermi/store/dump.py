@@ -68,6 +68,7 @@ def result_prompts(
     if include_last_generation and result.prompts:
         last = max(p.iteration for p in result.prompts)
         chosen += [p for p in result.prompts if p.iteration == last]
-    seen: set[str] = set()
-    unique = [p for p in chosen if not (p.text in seen or seen.add(p.text))]
-    return sorted(unique, key=lambda p: -p.score)
+    first: dict[str, ScoredPrompt] = {}
+    for p in chosen:
+        first.setdefault(p.text, p)  # the first of each text, in order
+    return sorted(first.values(), key=lambda p: -p.score)
