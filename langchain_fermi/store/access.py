@@ -9,11 +9,12 @@ re-opens an embedded client that another process's writes made stale.
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["Embedder", "LockedLRU", "StoreAccess"]
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class LockedLRU:
@@ -219,6 +221,14 @@ class StoreAccess:
         """The user's record, or None."""
         uid = validate_user_id(user_id)
         return self.read(lambda t: t.read_record(uid))
+
+    def iter_records(self) -> Iterator[UserRecord]:
+        """Every user's record, a page at a time (unreadable records are logged and skipped)."""
+        for uid, rec in self.tables.iter_records():
+            if rec is None:
+                logger.warning("user %r: unreadable record row skipped", uid)
+            else:
+                yield rec
 
     def require_record(self, user_id: str) -> UserRecord:
         """The user's record.

@@ -20,7 +20,7 @@ from langchain_fermi.types import ScoredPrompt, UserProfile
 if TYPE_CHECKING:
     from langchain_fermi.store.fermi_store import FermiStore
 
-__all__ = ["bulk_import", "chunks", "write_round"]
+__all__ = ["bulk_import", "chunks", "import_rounds", "write_round"]
 
 Item = tuple[UserProfile, Sequence[ScoredPrompt]]
 
@@ -62,6 +62,23 @@ def write_round(tables: Tables, chunk: list[Item], vectors: Sequence[Sequence[fl
             for u, ps in chunk
         ]
     )
+
+
+def import_rounds(
+    items: Iterable[Item],
+    users_per_batch: int,
+    embed: Callable[[list[Any]], Sequence[Sequence[float]]],
+    write: Callable[[list[Item], Sequence[Sequence[float]]], None],
+    on_batch: Callable[[int], None] | None,
+) -> int:
+    """Embed then ``write`` each round of ``users_per_batch`` users; returns the users written."""
+    done = 0
+    for chunk in chunks(items, users_per_batch):
+        write(chunk, embed([o for u, _ in chunk for o in u.opinions]))
+        done += len(chunk)
+        if on_batch is not None:
+            on_batch(done)
+    return done
 
 
 def bulk_import(

@@ -16,7 +16,7 @@ from langchain_fermi.types import FermiResult, ScoredPrompt, UserProfile
 if TYPE_CHECKING:
     from langchain_fermi.store.snapshot import UserSnapshot
 
-__all__ = ["DUMP_FORMAT", "dump_user", "load_dump", "result_prompts"]
+__all__ = ["DUMP_FORMAT", "dump_user", "load_dump", "result_prompts", "result_summary"]
 
 DUMP_FORMAT = "langchain-fermi.user/1"
 
@@ -72,3 +72,10 @@ def result_prompts(
     for p in chosen:
         first.setdefault(p.text, p)  # the first of each text, in order
     return sorted(first.values(), key=lambda p: -p.score)
+
+
+def result_summary(result: FermiResult) -> dict[str, Any]:
+    """What the user's record keeps of an optimization: model, variant, stop reason, curve,
+    cost and config (the prompts are stored as rows of their own)."""
+    keep = {"model", "variant", "stop_reason", "curve", "cost", "config"}
+    return result.model_dump(mode="json", include=keep)

@@ -38,10 +38,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from langchain_fermi.errors import DamagedUserError, UnknownUserError
-from langchain_fermi.store import bulk, purge, writes
+from langchain_fermi.store import bulk, dump, purge, writes
 from langchain_fermi.store.access import Embedder, LockedLRU, StoreAccess
 from langchain_fermi.store.client import default_store_path, resolve_target
-from langchain_fermi.store.dump import DUMP_FORMAT, dump_user, load_dump, result_prompts
 from langchain_fermi.store.rows import UserRecord
 from langchain_fermi.store.snapshot import UserSnapshot
 from langchain_fermi.types import (
@@ -56,7 +55,7 @@ from langchain_fermi.types import (
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
-__all__ = ["DUMP_FORMAT", "FermiStore", "UserSnapshot", "default_store_path", "result_prompts"]
+__all__ = ["FermiStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +107,7 @@ class FermiStore:
         self.collection_prefix = collection_prefix
         self._embedder = Embedder(embeddings)
         self._access = StoreAccess(
-            self.path,
-            client,
-            host,
-            port,
+            *(self.path, client, host, port),
             prefix=collection_prefix,
             lock_timeout=lock_timeout,
             read_only=read_only,
@@ -174,11 +170,7 @@ class FermiStore:
 
     def iter_records(self) -> Iterator[UserRecord]:
         """Every user's record, a page at a time (unreadable records are logged and skipped)."""
-        for uid, rec in self._tables.iter_records():
-            if rec is None:
-                logger.warning("user %r: unreadable record row skipped", uid)
-            else:
-                yield rec
+        return self._access.iter_records()
 
     # -- writes ---------------------------------------------------------------------------------
     def save_user(self, user: UserProfile) -> None:
@@ -232,10 +224,8 @@ class FermiStore:
             msg = f"result is for user {result.user_id!r} but user= is {user.user_id!r}"
             raise ValueError(msg)
         uid = validate_user_id(result.user_id)
-        summary = result.model_dump(
-            mode="json", include={"model", "variant", "stop_reason", "curve", "cost", "config"}
-        )
-        prompts = result_prompts(result, include_last_generation=include_last_generation)
+        summary = dump.result_summary(result)
+        prompts = dump.result_prompts(result, include_last_generation=include_last_generation)
         vectors = self._embedder.questions(user.opinions) if user is not None else []
         with self._writing():
             if user is not None:
@@ -266,14 +256,7 @@ class FermiStore:
         Returns:
             What the compaction did (empty for a server or an injected client).
         """
-        with self._writing():
-            purge.rewrite_collections(self._tables)
-            self._access.reset_tables()
-            folder = self._access.folder
-            if folder is None:
-                return {}
-            folder.refresh(force=True)  # drop the client that knew the old collections
-            return purge.compact_files(folder.path)
+        return purge.purge_store(self._access)
 
     def delete_opinions(self, user_id: str, opinion_ids: list[str]) -> None:
         """Remove some opinions of a user (unknown ids ignored); the record first, then the rows."""
@@ -298,15 +281,12 @@ class FermiStore:
             ValueError: A user is already in the store or appears twice (nothing of that round
                 is written).
         """
-        done = 0
-        for chunk in bulk.chunks(items, users_per_batch):
-            vectors = self._embedder.questions([o for u, _ in chunk for o in u.opinions])
+
+        def write(chunk: list[Any], vectors: Sequence[Sequence[float]]) -> None:
             with self._writing():
                 bulk.write_round(self._tables, chunk, vectors)
-            done += len(chunk)
-            if on_batch is not None:
-                on_batch(done)
-        return done
+
+        return bulk.import_rounds(items, users_per_batch, self._embedder.questions, write, on_batch)
 
     # -- reads ----------------------------------------------------------------------------------
     def list_users(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
@@ -327,6 +307,16 @@ class FermiStore:
         """
         return self._access.snapshot(user_id, _READ_PATIENCE_S)
 
+    def _scan(self, patience: float) -> Iterator[tuple[str, UserSnapshot | Exception]]:
+        """Each user's snapshot, or the error reading it (users deleted meanwhile are skipped)."""
+        for uid in self.list_users():
+            try:
+                yield uid, self._access.snapshot(uid, patience)
+            except UnknownUserError:  # deleted while listing
+                continue
+            except Exception as e:  # damage: the caller reports it and goes on
+                yield uid, e
+
     def iter_snapshots(self, *, skip_damaged: bool = False) -> Iterator[UserSnapshot]:
         """Every user's snapshot, in user id order.
 
@@ -334,30 +324,23 @@ class FermiStore:
             skip_damaged: Log and skip a user whose rows cannot be read (`DamagedUserError`)
                 instead of raising, so one damaged user never hides the others.
         """
-        for uid in self.list_users():
-            try:
-                yield self._access.snapshot(
-                    uid, _LIST_PATIENCE_S if skip_damaged else _READ_PATIENCE_S
-                )
-            except UnknownUserError:  # deleted while listing
-                continue
-            except DamagedUserError as e:
-                if not skip_damaged:
-                    raise
-                logger.warning("%s", e)
+        for _, got in self._scan(_LIST_PATIENCE_S if skip_damaged else _READ_PATIENCE_S):
+            if isinstance(got, UserSnapshot):
+                yield got
+            elif skip_damaged and isinstance(got, DamagedUserError):
+                logger.warning("%s", got)
+            else:
+                raise got
 
     def describe_users(self) -> list[dict[str, Any]]:
         """One row per user, for listings: `UserSnapshot.describe`, or ``{"user_id", "error"}``
         for a user whose rows cannot be read (reported, never hiding the users after it)."""
-        rows: list[dict[str, Any]] = []
-        for uid in self.list_users():
-            try:
-                rows.append(self._access.snapshot(uid, _LIST_PATIENCE_S).describe())
-            except UnknownUserError:  # deleted while listing
-                continue
-            except Exception as e:  # any damage: report it and go on
-                rows.append({"user_id": uid, "error": str(e).splitlines()[0]})
-        return rows
+        return [
+            got.describe()
+            if isinstance(got, UserSnapshot)
+            else {"user_id": uid, "error": str(got).splitlines()[0]}
+            for uid, got in self._scan(_LIST_PATIENCE_S)
+        ]
 
     def get_user(self, user_id: str) -> UserProfile:
         """The user's profile with all their stored opinions."""
@@ -388,7 +371,7 @@ class FermiStore:
     def export_user(self, user_id: str) -> dict[str, Any]:
         """Everything of one user as JSON data (see `dump_user`: no vectors, re-embedding is
         deterministic); `import_user` of it gives back an identical export."""
-        return dump_user(self.snapshot(user_id))
+        return dump.dump_user(self.snapshot(user_id))
 
     def import_user(self, data: dict[str, Any], *, replace: bool = False) -> str:
         """Load a dump written by `export_user`, re-embedding the opinions with this store's
@@ -401,16 +384,15 @@ class FermiStore:
         Raises:
             ValueError: Not a dump, or the user exists and ``replace`` is false.
         """
-        user, prompts, summary = load_dump(data)
+        user, prompts, summary = dump.load_dump(data)
         uid = user.user_id
+        exists = f"user {uid!r} already exists: delete it first or pass replace=True"
         if not replace and self.has_user(uid):
-            msg = f"user {uid!r} already exists: delete it first or pass replace=True"
-            raise ValueError(msg)
+            raise ValueError(exists)
         vectors = self._embedder.questions(user.opinions)
         with self._writing():
-            if not replace and self._tables.read_record(uid) is not None:
-                msg = f"user {uid!r} already exists: delete it first or pass replace=True"
-                raise ValueError(msg)
+            if not replace and self._tables.read_record(uid) is not None:  # written meanwhile
+                raise ValueError(exists)
             writes.put_user(self._tables, user, vectors, prompts, summary)
             self._cache.pop(uid)
         return uid

@@ -20,11 +20,20 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_fermi.store.tables import KINDS, PAGE, Rows, Tables
 
-__all__ = ["TEMP_SUFFIX", "compact_files", "recover_interrupted_purge", "rewrite_collections"]
+if TYPE_CHECKING:
+    from langchain_fermi.store.access import StoreAccess
+
+__all__ = [
+    "TEMP_SUFFIX",
+    "compact_files",
+    "purge_store",
+    "recover_interrupted_purge",
+    "rewrite_collections",
+]
 
 TEMP_SUFFIX = "__purge"
 
@@ -148,3 +157,16 @@ def compact_files(path: str | Path, *, timeout: float = 30.0) -> dict[str, int]:
         "bytes_before": before,
         "bytes_after": db.stat().st_size,
     }
+
+
+def purge_store(access: StoreAccess) -> dict[str, int]:
+    """`FermiStore.purge`: rewrite the collections under the write lock, then (embedded) drop
+    the client that knew the old ones and compact the folder's files."""
+    with access.writing():
+        rewrite_collections(access.tables)
+        access.reset_tables()
+        folder = access.folder
+        if folder is None:
+            return {}
+        folder.refresh(force=True)
+        return compact_files(folder.path)
