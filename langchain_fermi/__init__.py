@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_fermi.errors import (
     BudgetExceededError,
+    DamagedUserError,
     FermiError,
     LLMCallError,
     ModelNotInstalledError,
     NoPromptsError,
+    StoreLockedError,
+    StoreReadOnlyError,
     UnknownUserError,
 )
 from langchain_fermi.types import (
@@ -68,6 +71,7 @@ __all__ = [
     "BudgetExceededError",
     "Cost",
     "CostEstimate",
+    "DamagedUserError",
     "FermiConfig",
     "FermiError",
     "FermiMemoryStore",
@@ -87,6 +91,8 @@ __all__ = [
     "ScoreCache",
     "ScoredAnswer",
     "ScoredPrompt",
+    "StoreLockedError",
+    "StoreReadOnlyError",
     "UnknownUserError",
     "UserProfile",
     "__version__",
