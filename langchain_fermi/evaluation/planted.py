@@ -20,6 +20,7 @@ This is the offline proof that the loop optimizes, not a claim about people.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ attitudes."""
 
 _BY_NAME = {t.name: t for t in TRAITS}
 
+logger = logging.getLogger(__name__)
+
 
 def hidden_prompt(user: UserProfile, trait: Trait, *, paraphrase: bool = False) -> str:
     """The profile prompt with a trait paragraph added before its final instruction."""
@@ -189,11 +192,19 @@ def _agreement(a: Sequence[int | None], b: Sequence[int | None]) -> float:
     return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
 
 
+_STRONG = ("pessimist", "optimist")
+"""Attitudes that move Qwen2.5 most (OFFLINE_MODELS.md): tried first, so fewer respondents are
+spent on traits that rarely pass the filter."""
+
+
 def _trait_order(user_id: str, seed: int) -> list[Trait]:
-    digest = hashlib.sha256(f"{seed}\x1ftrait\x1f{user_id}".encode()).digest()
-    order = list(TRAITS)
-    random.Random(digest).shuffle(order)
-    return order
+    """The strong attitudes first, then the others, each group in a seeded per-user order."""
+    rng = random.Random(hashlib.sha256(f"{seed}\x1ftrait\x1f{user_id}".encode()).digest())
+    strong = [t for t in TRAITS if t.name in _STRONG]
+    others = [t for t in TRAITS if t.name not in _STRONG]
+    rng.shuffle(strong)
+    rng.shuffle(others)
+    return strong + others
 
 
 def _sample(
@@ -295,6 +306,11 @@ def plant_users(
             else:
                 record.kept = True
             records.append(record)
+            logger.info(
+                "planting %s: flips %.2f, paraphrase %.2f vs other %.2f -> %s",
+                record.user_id, record.flip_rate, record.paraphrase_agreement,
+                record.other_agreement, "kept" if record.kept else f"dropped ({record.reason})",
+            )  # fmt: skip
             if record.kept:
                 user = _planted_user(source, trait, opinions, answers)
                 users.append(user)
