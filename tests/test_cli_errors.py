@@ -298,6 +298,8 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's model names resolve to scripted models."""
 
     def fake(name: Any = None, *, role: str = "target", **kw: Any) -> Any:
+        if name is not None and not isinstance(name, str):
+            return name  # a model instance is used as given, like get_chat_model does
         if name not in (None, "smollm2"):
             msg = f"unknown model name {name!r}"
             raise ValueError(msg)
@@ -322,7 +324,9 @@ def test_quickstart_json(paths: dict[str, Path], scripted: None, tmp_path: Path,
     repo = Path(__file__).resolve().parents[1]
     argv = ["quickstart", "--data", str(repo / "examples" / "data" / "users.json"), "-K", "1"]
     argv += ["-T", "1", "--questions", "1", "--no-progress", "--json"]
+    argv += ["--model", "smollm2", "--optimizer-model", "smollm2", "--no-plant"]  # scripted models
     code, out, err = _run(capsys, [*argv, "--store", str(tmp_path / "s" / "chroma")])
+    assert code == 0, err
     report = json.loads(out)
     assert code == 0 and len(report["answers"]) == 1 and report["prompts"] >= 1
     assert "held-out answers match" in err
