@@ -191,3 +191,32 @@ def test_users_file_entry_point_and_argument_checks(tmp_path: Path):
         asyncio.run(aoptimize_users([], Target(), Optimizer(), concurrency=0))
     with pytest.raises(ValueError, match="engine"):
         optimize_users([], Target(), Optimizer(), engine="spark")  # type: ignore[arg-type]
+
+
+def test_fermi_optimize_concurrency_runs_the_users_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    import langchain_fermi.models
+    from langchain_fermi.cli import main
+    from langchain_fermi.data import save_users
+
+    def fake_get_chat_model(name=None, *, role="target", **kw):
+        if isinstance(name, BaseChatModel):
+            return name
+        return Target() if role == "target" else Optimizer()
+
+    monkeypatch.setattr(langchain_fermi.models, "get_chat_model", fake_get_chat_model)
+    users = synthetic_users(3)
+    users[2] = users[2].model_copy(update={"attributes": {"AGE": "BOOM"}})
+    path = tmp_path / "users.json"
+    save_users(users, path)
+    argv = ["optimize", "--users", str(path), "-K", "1", "-T", "1", "--no-store", "-q"]
+    checkpoint = str(tmp_path / "cp.sqlite")
+    code = main([*argv, "--concurrency", "3", "--checkpoint", checkpoint, "--max-concurrency", "2"])
+    out = capsys.readouterr().out
+    assert code == 1  # one user failed
+    assert "user u0: best" in out and "user u1: best" in out
+    assert "user u2: failed: LLMCallError" in out
+    assert "2 done, 0 skipped, 1 failed" in out
+    assert main([*argv, "--user-id", "u0", "u1", "--concurrency", "2"]) == 0
+    assert main([*argv, "--concurrency", "0"]) == 2  # a usage error

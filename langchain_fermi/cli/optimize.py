@@ -140,9 +140,8 @@ def estimates(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Optimize the selected users one after the other (or only estimate, with --estimate)."""
-    from tqdm.auto import tqdm
-
+    """Optimize the selected users one after the other, or ``--concurrency`` of them at once
+    (``--engine ray`` across a Ray cluster), or only estimate (``--estimate``)."""
     from langchain_fermi.data import load_users
     from langchain_fermi.graph import optimize_user
     from langchain_fermi.scoring import ScoreCache
@@ -170,8 +169,48 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cache = ScoreCache(args.cache) if args.cache is not None else None
     store = None if args.no_store else open_store(args, must_exist=False)
-    progress = not args.quiet
     say = sys.stderr if args.json else sys.stdout  # with --json, stdout is only the JSON
+    failed = False
+    if args.concurrency < 1:
+        msg = f"argument --concurrency: must be >= 1, got {args.concurrency}"
+        raise UsageError(msg)
+    if args.concurrency > 1 or args.engine == "ray":  # many users at once (docs/SCALE.md)
+        from langchain_fermi.scale.cli import run_batch
+
+        batch = run_batch(
+            args, users, (target, optimizer), config, store=store, cache=cache, out=say
+        )
+        results = [o.result for o in batch.outcomes if o.result is not None]
+        failed = bool(batch.failed)
+    else:
+        models = (target, optimizer)
+        results = _one_by_one(args, users, models, config, costs, cache, store, say, optimize_user)
+    payload = [r.model_dump(mode="json") for r in results]
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+        print(f"wrote {len(results)} result(s) to {args.out}", file=say)
+    if args.json:
+        print_json(payload)
+    return 1 if failed else 0
+
+
+def _one_by_one(
+    args: argparse.Namespace,
+    users: list[Any],
+    models: tuple[Any, Any],
+    config: Any,
+    costs: dict[str, Any],
+    cache: Any,
+    store: Any,
+    say: Any,
+    optimize_user: Any,
+) -> list[Any]:
+    """The users one after the other, each with its progress bar and cost report."""
+    from tqdm.auto import tqdm
+
+    target, optimizer = models
+    progress = not args.quiet
     results = []
     for user in tqdm(users, desc="users", unit="user", disable=not progress or len(users) < 2):
         result = optimize_user(
@@ -189,14 +228,7 @@ def run(args: argparse.Namespace) -> int:
         if store is not None:
             generation = store.save_result(result, user)
             print(f"  saved as generation {generation} in the Fermi store", file=say, flush=True)
-    payload = [r.model_dump(mode="json") for r in results]
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-        print(f"wrote {len(results)} result(s) to {args.out}", file=say)
-    if args.json:
-        print_json(payload)
-    return 0
+    return results
 
 
 def register(subparsers: Any) -> None:
@@ -226,10 +258,20 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        type=Path,
         default=None,
-        help="SQLite checkpoint file: makes the run resumable (one thread per user)",
+        help="SQLite checkpoint file, or a postgresql:// URL (--engine ray): makes the run "
+        "resumable (one thread per user)",
     )
+    p.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="users optimized at once"
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: spread the users over a Ray cluster (pip install 'langchain-fermi[scale]')",
+    )
+    p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS)")
     p.add_argument(
         "--cache",
         type=Path,

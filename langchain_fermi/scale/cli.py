@@ -6,13 +6,15 @@ The command-line module stays a thin argument parser: it passes its options here
 
 from __future__ import annotations
 
+import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from langchain_fermi.scale.engine import BatchResult, ModelSpec, optimize_users
 
-__all__ = ["optimize_users_file", "render_batch"]
+__all__ = ["optimize_users_file", "render_batch", "run_batch", "store_spec"]
 
 
 def optimize_users_file(
@@ -74,3 +76,53 @@ def render_batch(batch: BatchResult) -> str:
     ]
     lines += [f"  failed {o.user_id}: {o.error}" for o in batch.failed]
     return "\n".join(lines)
+
+
+def store_spec(path: Path | None) -> dict[str, Any]:
+    """How a Ray worker opens the store the command names: the Chroma server of
+    ``$FERMI_CHROMA_HOST``/``$FERMI_CHROMA_PORT`` (workers do not inherit the driver's
+    environment), else the ``--store`` folder (a folder every worker sees), else the default."""
+    host = os.environ.get("FERMI_CHROMA_HOST")
+    if host and path is None:
+        return {"host": host, "port": int(os.environ.get("FERMI_CHROMA_PORT") or 8000)}
+    return {"path": str(path)} if path is not None else {}
+
+
+def run_batch(
+    args: argparse.Namespace,
+    users: Sequence[Any],
+    models: tuple[Any, Any],
+    config: Any,
+    *,
+    store: Any,
+    cache: Any,
+    out: IO[str],
+) -> BatchResult:
+    """``fermi optimize --concurrency N [--engine ray --address ADDR]``: the users at once,
+    one line per user as it finishes, then the batch summary (`render_batch`).
+
+    With ``--engine ray`` the models go to the workers by name (``--model``,
+    ``--optimizer-model``), the checkpoint must be a ``postgresql://`` URL, and the store is
+    `store_spec`.
+    """
+
+    def report(outcome: Any) -> None:
+        if outcome.status == "failed":
+            print(f"user {outcome.user_id}: failed: {outcome.error}", file=out, flush=True)
+        elif outcome.status == "skipped":
+            print(f"user {outcome.user_id}: already in the store, skipped", file=out, flush=True)
+        else:
+            best = f"{outcome.best_score:.3f}" if outcome.best_score is not None else "?"
+            line = f"user {outcome.user_id}: best {best}, {outcome.cost.target_calls} target calls"
+            print(f"{line}, {outcome.seconds:.1f} s", file=out, flush=True)
+
+    options: dict[str, Any] = {"config": config, "concurrency": args.concurrency}
+    if args.engine == "ray":
+        models = (args.model, args.optimizer_model)
+        options |= {"engine": "ray", "address": args.address, "checkpointer": args.checkpoint}
+        options["store"] = None if store is None else store_spec(getattr(args, "store", None))
+    else:
+        options |= {"store": store, "checkpointer": args.checkpoint, "cache": cache}
+    batch = optimize_users(list(users), *models, on_outcome=report, **options)
+    print(render_batch(batch), file=out, flush=True)
+    return batch
