@@ -220,3 +220,26 @@ def test_fermi_optimize_concurrency_runs_the_users_at_once(
     assert "2 done, 0 skipped, 1 failed" in out
     assert main([*argv, "--user-id", "u0", "u1", "--concurrency", "2"]) == 0
     assert main([*argv, "--concurrency", "0"]) == 2  # a usage error
+
+
+@pytest.mark.local_model
+@pytest.mark.server
+def test_end_to_end_on_the_real_llama_cpp_server(tmp_path: Path):
+    """Two users at once against `llama_cpp.server` (SmolLM2), scored through logprobs."""
+    pytest.importorskip("llama_cpp")
+    from langchain_openai import ChatOpenAI
+    from servers import llama_cpp_server
+
+    config = FermiConfig(K=1, T=1, max_retries=0, max_concurrency=2)
+    users = synthetic_users(2, opinions=5)  # 4 scored, 1 shown to the optimizer
+    with llama_cpp_server(tmp_path) as base:
+        common = {"model": "smollm2", "base_url": base, "api_key": "x", "max_retries": 0}
+        target = ChatOpenAI(temperature=0.0, **common)
+        optimizer = ChatOpenAI(temperature=1.0, max_tokens=60, **common)
+        batch = optimize_users(users, target, optimizer, config=config, concurrency=2)
+    assert not batch.failed, batch.failed
+    for outcome in batch.outcomes:
+        assert outcome.cost.optimizer_calls == 1
+        assert outcome.cost.target_calls == 4 * len(outcome.result.prompts)
+        assert outcome.result.prompts[0].model.startswith("ChatOpenAI:smollm2@")
+    assert AnswerScorer(target).method == "logprobs"
