@@ -18,7 +18,7 @@ PY=${PY:-.venv/bin/python}
 CHUNKS=${CHUNKS:-"4 8 12 16 20"}
 MODEL=qwen2.5-coder-1.5b
 COMMON=(--target-model "$MODEL" --optimizer-model "$MODEL" -K 4 -L 5 -T 3 --n-optimize 20
-        --optimizer-max-tokens 256 --naive-probe 0 --no-progress -v)
+        --optimizer-max-tokens 256 --bracket-fallback reply --naive-probe 0 --no-progress -v)
 
 case "${1:-}" in
   planted)

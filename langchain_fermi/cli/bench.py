@@ -36,7 +36,7 @@ _GROUPS = {
     "models and optimization": (
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
-        *("calibration", "guard"),
+        *("calibration", "guard", "bracket_fallback"),
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
@@ -50,6 +50,7 @@ _KEYWORDS: dict[str, dict[str, Any]] = {
     "methods": {"default": None},
     "few_shot_with_profile": {"action": "store_true"},
     "calibration": {"choices": ["auto", "neutral", "none"]},
+    "bracket_fallback": {"choices": ["drop", "reply"]},
     "guard": {"action": argparse.BooleanOptionalAction, "default": True},
     "signal_check": {"action": argparse.BooleanOptionalAction, "default": True},
     "run_name": {"default": None},

@@ -228,7 +228,8 @@ def quickstart(
 
     path = find_example_users(users_file)
     user = _pick_user(load_users(path), user_id, path)
-    config = FermiConfig(K=num_candidates, T=iterations, seed=seed)
+    # small local optimizers often forget the brackets: their whole reply is then the prompt
+    config = FermiConfig(K=num_candidates, T=iterations, seed=seed, bracket_fallback="reply")
     target_model = chat_model(target, "--model", role="target", max_tokens=16)
     optimizer_model = chat_model(optimizer, "--optimizer-model", role="optimizer", max_tokens=256)
     store_path = Path(store_path or PROJECT_STORE)

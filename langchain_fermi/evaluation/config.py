@@ -141,6 +141,9 @@ class BenchConfig(BaseModel):
         "auto", description="letter scores: auto (per model family), neutral or none"
     )
     guard: bool = Field(True, description="the guard against degenerate prompts (FermiConfig)")
+    bracket_fallback: Literal["drop", "reply"] = Field(
+        "drop", description="an optimizer reply with no [...]: drop it, or use the whole reply"
+    )
     signal_check: bool = Field(
         True, description="survey data: measure the target's persona sensitivity first"
     )
@@ -218,4 +221,5 @@ class BenchConfig(BaseModel):
             max_tokens=self.budget_tokens,
             calibration=self.calibration,
             guard=self.guard and guarded,
+            bracket_fallback=self.bracket_fallback,
         )

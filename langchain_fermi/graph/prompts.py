@@ -46,8 +46,10 @@ where the model's answer was mis-aligned with the person's answer.
 {demos}
 Write a new text that is different from all the texts above and makes the model answer as this \
 person would, so that it scores as high as possible. Learn from the mis-aligned answers: what \
-about this person do they reveal? Write the new text in square brackets, like [new text], and \
-use square brackets nowhere else."""
+about this person do they reveal? Reply with the new text only, in square brackets, and use \
+square brackets nowhere else: a paragraph addressed to the model ("[You are ...]") that keeps \
+what matters of the personal information and adds the beliefs, values and circumstances that \
+the mis-aligned answers reveal about this person."""
 
 OPRO_META_PROMPT = """\
 Your task is to write an instruction for an AI model that answers multiple-choice questions. \
