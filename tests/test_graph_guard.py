@@ -231,3 +231,21 @@ async def test_async_guarded_run_matches_the_sync_run() -> None:
     assert [p.text for p in result.served or []] == [p.text for p in sync.served or []]
     assert result.validation == sync.validation
     assert result.dropped == sync.dropped
+
+
+def test_the_store_serves_the_guarded_set(tmp_path) -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from langchain_fermi.store import FermiStore, result_prompts
+
+    scoring, held = _splits(FermiConfig())
+    helpful = f"Answer as this person would answer. {_keys(scoring)}"
+    overfit = f"Answer as this person would, always. {_keys(scoring)} {_keys(held, wrong=True)}"
+    result, _ = _run([f"[{overfit}]", f"[{helpful}]"], T=1)
+    store = FermiStore(tmp_path / "store", embeddings=DeterministicFakeEmbedding(size=8))
+    store.save_result(result, user=USER)
+    stored = [p.text for p in store.get_prompts(USER.user_id)]
+    assert (
+        stored == [p.text for p in result_prompts(result)] == [p.text for p in result.served or []]
+    )
+    assert overfit not in stored and helpful in stored

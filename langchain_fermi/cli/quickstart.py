@@ -257,8 +257,7 @@ def quickstart(
         progress=progress,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
-    store.save_user(optimize)  # the optimization opinions only: held-out ones never go in
-    store.save_prompts(user.user_id, result.serving_prompts())
+    store.save_result(result, user=optimize)  # optimization opinions only: no held-out one
     prompts = store.get_prompts(user.user_id)
     echo(f"learned {len(prompts)} prompts to serve in {seconds:.0f} s (best score "
          f"{result.best.score:.2f}; stop: {result.stop_reason or 'done'}"

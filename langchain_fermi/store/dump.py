@@ -62,16 +62,11 @@ def load_dump(data: Any) -> tuple[UserProfile, list[ScoredPrompt], dict[str, Any
 def result_prompts(
     result: FermiResult, *, include_last_generation: bool = True
 ) -> list[ScoredPrompt]:
-    """The prompt set learned for a user, best first: the memory plus, optionally, the last
-    scored generation (FERMI.md *(choice)*), deduplicated by text. Ties keep memory order."""
-    chosen = list(result.memory)
-    if include_last_generation and result.prompts:
-        last = max(p.iteration for p in result.prompts)
-        chosen += [p for p in result.prompts if p.iteration == last]
-    first: dict[str, ScoredPrompt] = {}
-    for p in chosen:
-        first.setdefault(p.text, p)  # the first of each text, in order
-    return sorted(first.values(), key=lambda p: -p.score)
+    """The prompt set a result serves, best first (`FermiResult.serving_prompts`): the memory
+    plus, optionally, the last scored generation (FERMI.md *(choice)*), deduplicated by text,
+    ties in memory order; with the guard, only those that did no worse than the profile prompt
+    on the validation opinions (or the profile prompt alone)."""
+    return result.serving_prompts(include_last_generation=include_last_generation)
 
 
 def result_summary(result: FermiResult) -> dict[str, Any]:
