@@ -54,6 +54,9 @@ OPINIONS = [
             "copied_text",
         ),
         ("Do you personally own a gun? No", "copied_text"),  # a demonstration
+        ("I'm sorry, but as an AI language model, I cannot create or modify text.", "refusal"),
+        ("Unfortunately I can't write a text about a real person.", "refusal"),
+        ("Sure. As an AI model I will answer like this person.", "refusal"),
         ("optimal answer", "too_short"),
         ("not just", "too_short"),
         ("Answer thoughtfully.", "too_short"),
@@ -69,6 +72,8 @@ def test_degenerate_candidates_are_named(text: str, reason: str) -> None:
     [
         "Answer as a young progressive city dweller who worries about the climate would.",
         "You distrust institutions and expect things to get worse; answer as this person.",
+        "You cannot stand waste: you think the government spends too much.",
+        "You are sorry about how the country has changed.",
         profile_prompt(make_user()),
     ],
 )

@@ -6,8 +6,9 @@ letter bias that happens to match the user) and then become a user's system prom
 stop that:
 
 1. `degenerate_reason`: a candidate that is an option letter or label, a copy of a question,
-   choice or demonstration, or too short to be an instruction is never scored (counted in the
-   result's ``dropped`` under `DEGENERATE_REASONS`).
+   choice or demonstration, the optimizer's refusal ("I'm sorry, as an AI language model I
+   cannot ..."), or too short to be an instruction is never scored (counted in the result's
+   ``dropped`` under `DEGENERATE_REASONS`).
 2. `served_prompts`: a few opinions are held out from scoring (`split_validation`); the prompts
    a user is served are those that do no worse than the profile prompt on them, or the profile
    prompt alone when none does (a fallback).
@@ -31,7 +32,7 @@ __all__ = [
     "split_validation",
 ]
 
-DEGENERATE_REASONS = ("option_label", "copied_text", "too_short")
+DEGENERATE_REASONS = ("option_label", "copied_text", "refusal", "too_short")
 """Why a candidate was rejected before scoring (keys of ``dropped``, next to the others)."""
 
 MIN_VALIDATION = 3
@@ -39,6 +40,12 @@ MIN_VALIDATION = 3
 
 _MIN_COPY_WORDS = 6
 """A question this long (in words) found verbatim inside a prompt makes the prompt a copy."""
+
+_REFUSAL_RE = re.compile(
+    r"^(?:i m sorry|i am sorry|sorry|unfortunately|i apologi[sz]e|i cannot|i can t|i can not|"
+    r"i m unable|i am unable|i m not able|i am not able)\b|\bas an ai(?: language)? model\b"
+)
+"""An optimizer declining the task: a prompt that starts so, or says it is an AI model."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 _LABEL_RE = re.compile(
@@ -71,7 +78,8 @@ def degenerate_reason(text: str, opinions: Sequence[Opinion], *, min_words: int)
     Returns:
         ``"option_label"`` (a letter, a number, "option B", an option's text), ``"copied_text"``
         (a question, choice or demonstration, or a part of one, or a prompt that embeds a whole
-        question) or ``"too_short"`` (fewer than ``min_words`` words); else ``None``.
+        question), ``"refusal"`` (the optimizer declined) or ``"too_short"`` (fewer than
+        ``min_words`` words); else ``None``.
     """
     norm = _norm(text)
     choices = {_norm(c) for o in opinions for c in o.choices}
@@ -85,6 +93,8 @@ def degenerate_reason(text: str, opinions: Sequence[Opinion], *, min_words: int)
     questions = {_norm(o.question) for o in opinions}
     if any(len(q.split()) >= _MIN_COPY_WORDS and f" {q} " in padded for q in questions):
         return "copied_text"
+    if _REFUSAL_RE.search(norm):
+        return "refusal"
     if len(norm.split()) < min_words:
         return "too_short"
     return None
