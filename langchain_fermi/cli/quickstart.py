@@ -60,13 +60,17 @@ DEFAULT_OPTIMIZER = "qwen2.5-coder-1.5b"
 
 
 class QuickstartAnswer(BaseModel):
-    """One held-out question answered through the personalizer."""
+    """One held-out question answered with the served prompt."""
 
     opinion_id: str
     question: str
     user_answer: str
     model_answer: str | None
+    """The option the target's letter scores pick (calibrated when scoring is): what the
+    accuracies measure."""
     reply: str
+    """The reply ``personalizer | model`` generates (no calibration: a plain chat call)."""
+    generated_answer: str | None = None
     prompt_index: int | None
     correct: bool
 
@@ -276,14 +280,18 @@ def quickstart(
         echo("    " + "  ".join(f"{chr(65 + k)}. {c}" for k, c in enumerate(o.choices)))
         selection = personalizer.select_prompt(user.user_id, o.question)
         echo("\n".join("    " + line for line in render_selection(selection).splitlines()))
-        reply, picked = _answer(chain, user.user_id, o)
+        scored = scorer.score([(selection.prompt.text, o)])[0] if selection.prompt else None
+        picked = scored.answer(o.choices) if scored is not None else None
+        reply, generated = _answer(chain, user.user_id, o)
         ok = picked == o.answer
-        echo(f"    model: {picked or f'(unreadable: {reply.strip()[:40]!r})'}   "
-             f"user: {o.answer}   {'same' if ok else 'different'}")  # fmt: skip
+        how = "calibrated letter scores" if scorer.calibration else "letter scores"
+        echo(f"    model ({how}, as measured): {picked or '(unreadable)'}   user: {o.answer}   "
+             f"{'same' if ok else 'different'}")  # fmt: skip
+        echo(f"    generated reply (personalizer | model): {reply.strip()[:60]!r}")
         answers.append(
             QuickstartAnswer(
                 opinion_id=o.id, question=o.question, user_answer=o.answer, model_answer=picked,
-                reply=reply, prompt_index=selection.index, correct=ok,
+                reply=reply, generated_answer=generated, prompt_index=selection.index, correct=ok,
             )
         )  # fmt: skip
     right = sum(a.correct for a in answers)
