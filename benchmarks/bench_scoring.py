@@ -31,11 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langchain_fermi.questions import profile_prompt
-from langchain_fermi.scoring.llama import LlamaLetterScorer
 from langchain_fermi.models import LocalLlamaChatModel, get_chat_model, to_chat_messages
-from langchain_fermi.questions import parse_answer
+from langchain_fermi.questions import parse_answer, profile_prompt
 from langchain_fermi.scoring import AnswerScorer, ScoreCache
+from langchain_fermi.scoring.llama import LlamaLetterScorer
 from langchain_fermi.types import Opinion, UserProfile
 
 ROOT = Path(__file__).resolve().parents[1]

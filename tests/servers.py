@@ -87,8 +87,8 @@ def langgraph_dev(tmp_path: Path, env: dict[str, str], *, timeout: float = 90) -
 def llama_cpp_server(log_dir: Path, *, timeout: float = 120) -> Iterator[str]:
     """Run ``python -m llama_cpp.server`` with the embedded SmolLM2 (alias ``smollm2``,
     ``--logits_all true``) on a free port; yield its ``/v1`` base URL once it lists the model."""
-    from langchain_fermi.models.llama_runtime import default_threads
     from langchain_fermi.models.files import local_model_path
+    from langchain_fermi.models.llama_runtime import default_threads
 
     port = free_port()
     threads = str(default_threads())

@@ -27,8 +27,8 @@ class _Recorder(BaseCallbackHandler):
 @pytest.mark.local_model
 def test_agent_answers_with_the_selected_prompt_on_smollm2(tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    from langchain_fermi.models.embeddings import MiniLMEmbeddings
     from langchain_fermi.models import get_chat_model
+    from langchain_fermi.models.embeddings import MiniLMEmbeddings
 
     fermi = FermiStore(tmp_path / "chroma", embeddings=MiniLMEmbeddings())
     fermi.save_result(make_result("alice", economy_and_gun_prompts()), user=make_user("alice"))
