@@ -235,7 +235,9 @@ def main() -> None:
         "benchmark": "FermiPersonalizer selection latency (no LLM call)",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_avg_at_end": os.getloadavg()},
-        "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "params": {  # paths are where this machine put things: record only their names
+            k: (v.name if isinstance(v, Path) else v) for k, v in vars(args).items()
+        },
         "opinion_texts": len(texts), "embed_opinions_s": embed_s, "runs": runs,
     }  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
