@@ -247,9 +247,11 @@ def _signal(config: BenchConfig, scorer: TestScorer, prepared: PreparedUsers) ->
     """The target model's persona sensitivity on the dataset's questions (survey datasets)."""
     if not config.signal_check or prepared.population is None or config.dataset == "planted":
         return None
-    return persona_sensitivity(
+    check = persona_sensitivity(
         scorer.scorer, prepared.everyone, prepared.population, config.dataset
     )
+    _write_atomic(config.run_dir / "signal.json", check.model_dump_json(indent=1))
+    return check
 
 
 def _topped_up(
