@@ -101,6 +101,23 @@ def test_raw_scores_follow_the_bias_and_calibrated_scores_the_persona() -> None:
         assert a.probs == pytest.approx(calibrate_probs(PERSONA, NEUTRAL))
 
 
+def test_the_neutral_prompt_keeps_its_raw_answer_not_the_first_option() -> None:
+    class BiasedToB(BiasedLogprobsModel):
+        def _generate(self, messages: list[BaseMessage], stop: Any = None, **kw: Any) -> ChatResult:
+            probs = zip("ABC", [0.2, 0.7, 0.1], strict=True)
+            top = [{"token": L, "logprob": math.log(p)} for L, p in probs]
+            meta = {"logprobs": {"content": [{"token": "B", "top_logprobs": top}]}}
+            message = AIMessage("B", response_metadata=meta)
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    calibrated = _scorer(BiasedToB(), calibration="neutral").score(
+        [(NEUTRAL_PROMPT, o) for o in OPINIONS]
+    )
+    for a in calibrated:  # against itself the neutral prompt is uniform: the tie goes to raw B
+        assert a.probs == pytest.approx([1 / 3] * 3)
+        assert a.letter == "B"
+
+
 def test_neutral_pass_runs_once_per_question_shared_across_prompts_and_users() -> None:
     model = BiasedLogprobsModel()
     cache = ScoreCache()

@@ -42,6 +42,9 @@ NEUTRAL_PROMPT = "Answer the following multiple-choice question."
 CALIBRATED_FAMILIES = ("qwen",)
 """Local model families whose held-out accuracy calibration improved (see the module doc)."""
 
+_VERSION = 2
+"""Bumped when calibrated answers change for the same inputs (2: ties go to the raw answer)."""
+
 _FLOOR = 1e-6
 """Smallest neutral probability divided by: an option the neutral pass never picks (a top-k
 logprobs reply without its letter) must not get an infinite boost."""
@@ -70,7 +73,10 @@ def calibrate_probs(probs: Sequence[float], neutral: Sequence[float]) -> list[fl
 def calibrated_answer(raw: ScoredAnswer, neutral: ScoredAnswer, *, first_use: bool) -> ScoredAnswer:
     """The calibrated version of ``raw`` for the same question.
 
-    An answer without probabilities (unreadable) is returned as it is. Cost: the answer counts as
+    Ties go to the raw answer's preference: the neutral prompt calibrated against itself is
+    uniform, and its answer stays the model's own unpersonalized answer (the zero-shot row), not
+    the first option. An answer without probabilities (unreadable) is returned as it is. Cost: the
+    answer counts as
     cached only when neither pass needed a model call; the neutral pass's tokens are added to
     the first answer that needed it (``first_use``), so each model call is paid once.
     """
@@ -84,8 +90,9 @@ def calibrated_answer(raw: ScoredAnswer, neutral: ScoredAnswer, *, first_use: bo
     completion_tokens = (0 if raw.cached else raw.completion_tokens) + (
         neutral.completion_tokens if neutral_fresh else 0
     )
+    raw_probs = raw.probs
     return ScoredAnswer(
-        index=max(range(len(probs)), key=probs.__getitem__),
+        index=max(range(len(probs)), key=lambda i: (round(probs[i], 9), raw_probs[i])),
         method=raw.method,
         probs=probs,
         prompt_tokens=prompt_tokens,
@@ -100,7 +107,7 @@ def calibration_tag(calibration: Calibration, neutral_prompt: str) -> str:
     if calibration is None:
         return ""
     digest = hashlib.sha256(neutral_prompt.encode("utf-8")).hexdigest()[:12]
-    return f"#cal={calibration}:{digest}"
+    return f"#cal={calibration}.{_VERSION}:{digest}"
 
 
 def default_calibration(model: BaseChatModel) -> Calibration:
