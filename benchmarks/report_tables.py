@@ -58,8 +58,8 @@ def guard_lines(report: dict[str, Any]) -> str:
             f"* `{v}`: guard {'on' if o['guard'] else 'off'}; {o['fallback_users']}/{o['users']} "
             f"users fall back to the profile prompt; degenerate prompts served: "
             f"**{o['degenerate_served']}**; dropped before scoring: {dropped}; "
-            f"{o['mean_prompts_scored']:.1f} prompts scored per user; best training score "
-            f"{o['mean_best_score']:.3f}"
+            f"{o['mean_prompts_scored']:.1f} prompts scored per user; training score of the "
+            f"best served prompt {o['mean_best_score']:.3f}"
             + (f"; optimizer tokens per candidate {per:.0f}" if per else "")
         )
     return "\n".join(out)
