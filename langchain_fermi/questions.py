@@ -20,7 +20,9 @@ __all__ = [
     "ParsedAnswer",
     "format_question",
     "parse_answer",
+    "profile_addendum",
     "profile_prompt",
+    "profile_prompt_with",
 ]
 
 ANSWER_INSTRUCTION = "Answer with the letter only."
@@ -39,6 +41,29 @@ NO_PROFILE = "(no personal information is known)"
 def profile_prompt(user: UserProfile) -> str:
     """The profile-only prompt: where every optimization starts, and the no-prompt fallback."""
     return PROFILE_PROMPT.format(profile=user.profile_text() or NO_PROFILE)
+
+
+def profile_prompt_with(user: UserProfile, paragraph: str) -> str:
+    """The profile prompt with ``paragraph`` (what is learned about the person) added after the
+    personal information, before the final instruction: the ``"addendum"`` prompt form."""
+    paragraph = paragraph.strip()
+    if not paragraph:
+        return profile_prompt(user)
+    head, _, tail = profile_prompt(user).rpartition("\n\n")
+    return f"{head}\n{paragraph}\n\n{tail}"
+
+
+def profile_addendum(user: UserProfile, prompt: str) -> str | None:
+    """What `profile_prompt_with` added to ``user``'s profile prompt in ``prompt``: ``""`` for
+    the profile prompt itself, ``None`` when ``prompt`` is not of that form."""
+    head, _, tail = profile_prompt(user).rpartition("\n\n")
+    text = prompt.strip()
+    if text == profile_prompt(user):
+        return ""
+    start, end = f"{head}\n", f"\n\n{tail}"
+    if text.startswith(start) and text.endswith(end) and len(text) > len(start) + len(end):
+        return text[len(start) : -len(end)].strip()
+    return None
 
 
 def format_question(question: str, choices: Sequence[str]) -> str:

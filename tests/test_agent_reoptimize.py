@@ -23,7 +23,9 @@ from langchain_fermi.store import FermiStore, result_prompts
 from langchain_fermi.types import FermiConfig
 
 B = "[{}]".format
-CONFIG = FermiConfig(K=1, L=3, T=1, max_concurrency=1, max_retries=0, retry_backoff=0.0)
+CONFIG = FermiConfig(
+    K=1, L=3, T=1, max_concurrency=1, max_retries=0, retry_backoff=0.0, prompt_form="full"
+)
 OLD = keyword_prompt("t1")
 NEW = keyword_prompt("t1", "t3", "t6")
 

@@ -62,6 +62,7 @@ def test_optimize_prints_memory_writes_json_and_resumes(
     out, ckpt = tmp_path / "out" / "result.json", tmp_path / "ck.sqlite"
     argv = ["optimize", "--users", str(users_file), "--user-id", "u1", "-K", "1", "-L", "2"]
     argv += ["-T", "2", "--checkpoint", str(ckpt), "--out", str(out), "--no-store", "-q"]
+    argv += ["--prompt-form", "full"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     # -T 2: two iterations after the initial prompt's (the curve has 3 points)

@@ -20,8 +20,10 @@ B = "[{}]".format  # a bracketed optimizer reply
 
 def _config(**kw) -> FermiConfig:
     # the paper's exact loop (no guard): these tests pin its mechanics; tests/test_graph_guard.py
-    # covers the guard
+    # covers the guard; the paper's prompt form (the optimizer writes whole prompts): these
+    # tests compare exact texts, tests/test_prompt_form.py covers the addendum form
     base = {"K": 2, "L": 3, "T": 3, "max_concurrency": 1, "retry_backoff": 0.0, "guard": False}
+    base["prompt_form"] = "full"
     return FermiConfig(**{**base, **kw})
 
 

@@ -141,7 +141,9 @@ def _keys(ids: list[str], *, wrong: bool = False) -> str:
 
 
 def _run(replies: list[str], **kw: object) -> tuple[FermiResult, KeywordTarget]:
-    config = FermiConfig(**{"K": 2, "L": 3, "T": 2, "max_concurrency": 1, **kw})
+    config = FermiConfig(
+        **{"K": 2, "L": 3, "T": 2, "max_concurrency": 1, "prompt_form": "full", **kw}
+    )
     target = KeywordTarget()
     result = optimize_user(
         USER, target, ScriptedOptimizer(replies=replies), config=config, progress=False
@@ -212,8 +214,11 @@ def test_validation_cost_is_counted() -> None:
 
 def test_guard_off_is_the_papers_graph() -> None:
     optimizer = ScriptedOptimizer(replies=["[B]"])
-    guarded = build_fermi_graph(KeywordTarget(), optimizer, config=FermiConfig())
-    paper = build_fermi_graph(KeywordTarget(), optimizer, config=FermiConfig(guard=False))
+    full = FermiConfig(prompt_form="full")
+    guarded = build_fermi_graph(KeywordTarget(), optimizer, config=full)
+    paper = build_fermi_graph(
+        KeywordTarget(), optimizer, config=full.model_copy(update={"guard": False})
+    )
     assert set(guarded.get_graph().nodes) == {"__start__", "__end__", *Node.GUARDED}
     assert set(paper.get_graph().nodes) == {"__start__", "__end__", *Node.ALL}
     result, _ = _run(["[B]"], guard=False)
@@ -228,7 +233,7 @@ async def test_async_guarded_run_matches_the_sync_run() -> None:
     scoring, held = _splits(FermiConfig())
     overfit = f"Answer as this person would, always. {_keys(scoring)} {_keys(held, wrong=True)}"
     replies = [f"[{overfit}]", f"[Answer as this person would answer. {_keys(scoring)}]", "[B]"]
-    config = FermiConfig(K=2, L=3, T=2, max_concurrency=1)
+    config = FermiConfig(K=2, L=3, T=2, max_concurrency=1, prompt_form="full")
     sync, _ = _run(replies)
     result = await aoptimize_user(
         USER, KeywordTarget(), ScriptedOptimizer(replies=replies), config=config, progress=False

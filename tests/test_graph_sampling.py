@@ -120,7 +120,9 @@ def test_paper_behaviour_lets_replies_run_on() -> None:
 def test_the_loop_scores_the_first_bracketed_prompt_and_pays_fewer_tokens() -> None:
     def run(stop: bool):
         # guard off: "Always answer A." is what a run-on reply gives, the guard would drop it
-        config = FermiConfig(K=1, T=1, max_concurrency=1, stop_at_bracket=stop, guard=False)
+        config = FermiConfig(
+            K=1, T=1, max_concurrency=1, stop_at_bracket=stop, guard=False, prompt_form="full"
+        )
         return optimize_user(
             make_user(), KeywordTarget(), StoppingOptimizer(reply=RAMBLING), config=config
         )

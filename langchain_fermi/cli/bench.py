@@ -36,7 +36,7 @@ _GROUPS = {
     "models and optimization": (
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
-        *("calibration", "guard", "bracket_fallback"),
+        *("calibration", "guard", "bracket_fallback", "prompt_form"),
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
@@ -51,6 +51,7 @@ _KEYWORDS: dict[str, dict[str, Any]] = {
     "few_shot_with_profile": {"action": "store_true"},
     "calibration": {"choices": ["auto", "neutral", "none"]},
     "bracket_fallback": {"choices": ["drop", "reply"]},
+    "prompt_form": {"choices": ["addendum", "full"]},
     "guard": {"action": argparse.BooleanOptionalAction, "default": True},
     "signal_check": {"action": argparse.BooleanOptionalAction, "default": True},
     "run_name": {"default": None},
@@ -67,6 +68,8 @@ _HELP = {
     "per model family (neutral for Qwen2.5, none for SmolLM2 and remote models)",
     "guard": "reject degenerate prompts and serve only prompts no worse than the profile prompt "
     "on validation opinions (--no-guard: the paper's exact loop)",
+    "prompt_form": "addendum: the optimizer writes a paragraph about the person, added to the "
+    "profile prompt; full: a whole new prompt (the paper's form)",
     "signal_check": "measure the target's persona sensitivity first (survey data)",
     "target_model": "smollm2, qwen2.5-coder-1.5b, openai:<model>, x.gguf; None: smollm2",
     "optimizer_model": "as --target-model",

@@ -59,6 +59,7 @@ _CONFIG_OPTIONS = {
     "max_optimizer_calls": ("max_optimizer_calls", "--max-optimizer-calls"),
     "max_concurrency": ("max_concurrency", "--max-concurrency"),
     "bracket_fallback": ("bracket_fallback", "--bracket-fallback"),
+    "prompt_form": ("prompt_form", "--prompt-form"),
 }
 
 
@@ -255,6 +256,13 @@ def register(subparsers: Any) -> None:
         choices=["drop", "reply"],
         default=None,
         help="optimizer replies without [...]: drop them (default) or use the whole reply",
+    )
+    p.add_argument(
+        "--prompt-form",
+        choices=["addendum", "full"],
+        default=None,
+        help="addendum (default): the optimizer writes a paragraph added to the profile prompt; "
+        "full: a whole new prompt (the paper's form)",
     )
     p.add_argument(
         "--checkpoint",

@@ -141,6 +141,11 @@ class BenchConfig(BaseModel):
         "auto", description="letter scores: auto (per model family), neutral or none"
     )
     guard: bool = Field(True, description="the guard against degenerate prompts (FermiConfig)")
+    prompt_form: Literal["addendum", "full"] = Field(
+        "addendum",
+        description="what the optimizer writes: a paragraph added to the profile prompt, or a "
+        "whole new prompt (FermiConfig.prompt_form)",
+    )
     bracket_fallback: Literal["drop", "reply"] = Field(
         "drop", description="an optimizer reply with no [...]: drop it, or use the whole reply"
     )
@@ -222,4 +227,5 @@ class BenchConfig(BaseModel):
             calibration=self.calibration,
             guard=self.guard and guarded,
             bracket_fallback=self.bracket_fallback,
+            prompt_form=self.prompt_form,
         )

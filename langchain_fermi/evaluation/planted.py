@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from langchain_fermi.questions import profile_prompt
+from langchain_fermi.questions import profile_prompt, profile_prompt_with
 from langchain_fermi.scoring import AnswerScorer
 from langchain_fermi.types import Opinion, UserProfile
 
@@ -129,12 +129,7 @@ logger = logging.getLogger(__name__)
 
 def hidden_prompt(user: UserProfile, trait: Trait, *, paraphrase: bool = False) -> str:
     """The profile prompt with a trait paragraph added before its final instruction."""
-    base = profile_prompt(user)
-    head, sep, tail = base.rpartition("\n\n")
-    paragraph = trait.paraphrase if paraphrase else trait.text
-    if not sep:
-        return f"{base}\n\n{paragraph}"
-    return f"{head}\n{paragraph}\n\n{tail}"
+    return profile_prompt_with(user, trait.paraphrase if paraphrase else trait.text)
 
 
 class PlantedPersona(BaseModel):

@@ -156,6 +156,10 @@ def _scoring_method(target: BaseChatModel | None) -> ScoringMethod:
     return "logprobs" if isinstance(target, BaseChatOpenAI) else "parse"
 
 
+_ADDENDUM_TOKENS = 80
+"""A likely addendum: two to four sentences."""
+
+
 @dataclass(frozen=True)
 class _Scenario:
     prompt_text: str
@@ -282,6 +286,7 @@ def _simulate(
             user=split.user,
             num_questions=n,
             max_failures_shown=config.max_failures_shown,
+            form=config.prompt_form,
         )
         prompt_tokens = estimate_tokens(meta) + _MESSAGE_FRAMING
         total = total + Cost(
@@ -352,8 +357,15 @@ def estimate_cost(
     limit = limit if isinstance(limit, int) and limit > 0 else DEFAULT_OPTIMIZER_MAX_TOKENS
     profile_tokens = estimate_tokens(split.profile)
     warm = [w.text if isinstance(w, ScoredPrompt) else str(w) for w in warm_start]
-    likely = _Scenario(split.profile, profile_tokens, profile_tokens + 8, 0.5, low, 1 - drop_rate)
-    longest = _Scenario("word " * limit, limit, limit, 1.0, high, 1.0)
+    if config.prompt_form == "addendum":  # the optimizer writes a paragraph, added to the profile
+        para = _ADDENDUM_TOKENS
+        likely = _Scenario("word " * para, profile_tokens + para, para + 8, 0.5, low, 1 - drop_rate)
+        longest = _Scenario("word " * limit, profile_tokens + limit, limit, 1.0, high, 1.0)
+    else:
+        likely = _Scenario(
+            split.profile, profile_tokens, profile_tokens + 8, 0.5, low, 1 - drop_rate
+        )
+        longest = _Scenario("word " * limit, limit, limit, 1.0, high, 1.0)
     expected, n_expected = _simulate(split, config, warm, likely)
     # A token budget stops a run of long prompts sooner, so it cannot bound the calls from
     # above: the upper bound runs without it (tokens only ever stop a run earlier).

@@ -154,6 +154,7 @@ def meta_prompt(state: FermiState, ctx: FermiContext) -> str:
         user=user,
         num_questions=len(state.get("scoring_ids", [])),
         max_failures_shown=ctx.config.max_failures_shown,
+        form=ctx.config.prompt_form,
     )
 
 
@@ -177,7 +178,11 @@ def _generation_update(
     cfg = ctx.config
     guard_words = cfg.min_prompt_words if cfg.guard else None
     candidates, dropped = collect_candidates(
-        state, replies, fallback=cfg.bracket_fallback, guard_words=guard_words
+        state,
+        replies,
+        fallback=cfg.bracket_fallback,
+        guard_words=guard_words,
+        form=cfg.prompt_form,
     )
     delta = replies_cost(prompt, replies, calls)
     return {

@@ -8,14 +8,16 @@ overridden in one place. Everything here is pure (no I/O, no model calls).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from langchain_fermi.questions import NO_PROFILE, format_question
+from langchain_fermi.questions import NO_PROFILE, format_question, profile_addendum
 from langchain_fermi.types import OPTION_LETTERS, MisalignedCase, Opinion, ScoredPrompt, UserProfile
 
 __all__ = [
+    "FERMI_ADDENDUM_META_PROMPT",
     "FERMI_META_PROMPT",
     "INSERTION_MARKER",
+    "OPRO_ADDENDUM_META_PROMPT",
     "OPRO_META_PROMPT",
     "build_meta_prompt",
     "format_demos",
@@ -64,9 +66,53 @@ Write a new instruction that is different from all the instructions above and ha
 high as possible. Write the new instruction in square brackets, like [new instruction], and use \
 square brackets nowhere else."""
 
+FERMI_ADDENDUM_META_PROMPT = """\
+Your task is to describe a person so that an AI model answers multiple-choice questions exactly \
+as this person would. The model reads the person's personal information, then your description, \
+then one question with lettered choices, and answers with one letter. Each answer is compared \
+with the person's own answer: 1 if they are the same, 0 if not. The score of a description is \
+the mean over {num_questions} questions (from 0 to 1, higher is better).
+
+Personal information about the person (the model always reads it):
+{profile}
+
+Below are previous descriptions with their scores, in ascending order of score, and the \
+questions where the model's answer was mis-aligned with the person's answer.
+
+{memory}
+{demos}
+What do the person's own answers reveal about them, beyond the personal information? Look for a \
+common thread: their attitudes, beliefs, values, trust or mistrust, hopes or worries, \
+circumstances. Write a new description that is different from all the descriptions above and \
+makes the model answer as this person would, so that it scores as high as possible: a paragraph \
+of two to four sentences that starts with "This person". Reply with the paragraph only, in \
+square brackets, and use square brackets nowhere else."""
+"""Fermi's meta-prompt for ``prompt_form="addendum"``: the optimizer writes only what is added
+to the profile prompt, so a small model cannot garble the profile (FERMI.md: a choice)."""
+
+OPRO_ADDENDUM_META_PROMPT = """\
+Your task is to write a text that is added to an AI model's instructions before it answers \
+multiple-choice questions. Each answer is scored against a reference answer; the score of a \
+text is the fraction of answers that match (from 0 to 1, higher is better).
+
+Below are previous texts with their scores, in ascending order of score.
+
+{memory}
+{demos}
+Write a new text, a paragraph of two to four sentences, that is different from all the texts \
+above and has a score as high as possible. Write the new text in square brackets, like \
+[new text], and use square brackets nowhere else."""
+
+NOTHING_ADDED = "(nothing added: the personal information alone)"
+"""How the addendum form shows the profile prompt itself in the memory."""
+
 DEMOS_HEADER = (
     "Below are examples of the person's own answers. The text is inserted where "
     f"{INSERTION_MARKER} appears, before the question.\n"
+)
+ADDENDUM_DEMOS_HEADER = (
+    "Below are examples of the person's own answers. The model reads the personal information "
+    f"and your description where {INSERTION_MARKER} appears, before the question.\n"
 )
 OPRO_DEMOS_HEADER = (
     "Below are examples of the problems, with reference answers. The instruction is inserted "
@@ -96,13 +142,23 @@ def _case_line(case: MisalignedCase) -> str:
     )
 
 
-def format_fermi_memory(memory: Sequence[ScoredPrompt], *, max_failures_shown: int = 10) -> str:
+def _as_is(text: str) -> str:
+    return text.strip()
+
+
+def format_fermi_memory(
+    memory: Sequence[ScoredPrompt],
+    *,
+    max_failures_shown: int = 10,
+    render: Callable[[str], str] = _as_is,
+) -> str:
     """Render the memory for Fermi's meta-prompt, in ascending order of score.
 
     ``memory`` is best first (as the graph keeps it). The first listed text (the lowest score)
     shows its mis-aligned cases in full, up to ``max_failures_shown``; each other text shows only
     the indices of the failures it shares with the first one and the number of its other
-    failures, which keeps the prompt short (the paper's Figure 8, as reported).
+    failures, which keeps the prompt short (the paper's Figure 8, as reported). ``render``
+    turns a prompt into what the optimizer is shown (the addendum form shows only the paragraph).
     """
     ascending = list(reversed(memory))
     if not ascending:
@@ -111,7 +167,7 @@ def format_fermi_memory(memory: Sequence[ScoredPrompt], *, max_failures_shown: i
     first = ascending[0]
     first_ids = {c.opinion_id for c in first.misaligned}
     for n, sp in enumerate(ascending, start=1):
-        head = f"Text {n}:\n{sp.text.strip()}\nScore: {sp.score:.2f}"
+        head = f"Text {n}:\n{render(sp.text)}\nScore: {sp.score:.2f}"
         if n == 1:
             shown = first.misaligned[:max_failures_shown]
             if not first.misaligned:
@@ -135,12 +191,27 @@ def format_fermi_memory(memory: Sequence[ScoredPrompt], *, max_failures_shown: i
     return "\n".join(blocks)
 
 
-def format_opro_memory(memory: Sequence[ScoredPrompt]) -> str:
+def format_opro_memory(
+    memory: Sequence[ScoredPrompt], *, render: Callable[[str], str] = _as_is
+) -> str:
     """Render the memory for the OPRO meta-prompt: texts and scores only, ascending."""
     ascending = list(reversed(memory))
     if not ascending:
         return "(no previous instructions)\n"
-    return "\n".join(f"text:\n{sp.text.strip()}\nscore:\n{sp.score:.2f}\n" for sp in ascending)
+    return "\n".join(f"text:\n{render(sp.text)}\nscore:\n{sp.score:.2f}\n" for sp in ascending)
+
+
+def addendum_renderer(user: UserProfile) -> Callable[[str], str]:
+    """Show a prompt of the addendum form as its paragraph (`NOTHING_ADDED` for the profile
+    prompt); any other prompt (a warm start) whole."""
+
+    def render(text: str) -> str:
+        added = profile_addendum(user, text)
+        if added is None:
+            return text.strip()
+        return added or NOTHING_ADDED
+
+    return render
 
 
 def format_demos(demos: Sequence[Opinion], *, header: str = DEMOS_HEADER) -> str:
@@ -165,24 +236,34 @@ def build_meta_prompt(
     num_questions: int,
     max_failures_shown: int = 10,
     opro_include_demos: bool = False,
+    form: str = "full",
 ) -> str:
     """The optimizer's prompt for ``variant`` ``"fermi"`` or ``"opro"``.
 
     The OPRO ablation shows texts and scores only: no failure cases, no personal framing and no
     profile (demonstrations only when ``opro_include_demos``, as in the original OPRO paper).
+    ``form="addendum"``: the optimizer is shown, and writes, only the paragraph added to the
+    profile prompt (`FermiConfig.prompt_form`).
     """
+    if form not in ("full", "addendum"):
+        msg = f"unknown prompt form {form!r}; expected 'addendum' or 'full'"
+        raise ValueError(msg)
+    addendum = form == "addendum"
+    render = addendum_renderer(user) if addendum else _as_is
     if variant == "opro":
         shown = demos if opro_include_demos else ()
-        return OPRO_META_PROMPT.format(
-            memory=format_opro_memory(memory),
+        return (OPRO_ADDENDUM_META_PROMPT if addendum else OPRO_META_PROMPT).format(
+            memory=format_opro_memory(memory, render=render),
             demos=format_demos(shown, header=OPRO_DEMOS_HEADER),
         )
     if variant == "fermi":
-        return FERMI_META_PROMPT.format(
+        return (FERMI_ADDENDUM_META_PROMPT if addendum else FERMI_META_PROMPT).format(
             num_questions=num_questions,
             profile=user.profile_text() or NO_PROFILE,
-            memory=format_fermi_memory(memory, max_failures_shown=max_failures_shown),
-            demos=format_demos(demos),
+            memory=format_fermi_memory(
+                memory, max_failures_shown=max_failures_shown, render=render
+            ),
+            demos=format_demos(demos, header=ADDENDUM_DEMOS_HEADER if addendum else DEMOS_HEADER),
         )
     msg = f"unknown variant {variant!r}; expected 'fermi' or 'opro'"
     raise ValueError(msg)

@@ -92,6 +92,11 @@ class FermiStudioContext(BaseModel):
         description="an optimizer reply without [...]: drop it, or use the whole reply "
         "(SmolLM2 rarely writes the brackets)",
     )
+    prompt_form: Literal["addendum", "full"] = Field(
+        "addendum",
+        description="addendum: the optimizer writes a paragraph added to the profile prompt; "
+        "full: a whole new prompt (the paper's form)",
+    )
     save: bool = Field(True, description="save the learned prompts to the server's store")
 
 
@@ -146,6 +151,7 @@ def studio_config(
         max_tokens=ctx.max_tokens,
         patience=ctx.patience,
         bracket_fallback=ctx.bracket_fallback,
+        prompt_form=ctx.prompt_form,
     )
 
 

@@ -60,6 +60,12 @@ class FermiConfig(BaseModel):
     seed: int = 0
     max_concurrency: int = Field(4, ge=1)
     variant: Literal["fermi", "opro"] = "fermi"
+    prompt_form: Literal["addendum", "full"] = Field(
+        "addendum",
+        description="what the optimizer writes: 'addendum', a paragraph about the person that is "
+        "added to the profile prompt (the profile is kept word for word); 'full', a whole new "
+        "prompt (the paper's form). Small optimizers garble the profile when they rewrite it",
+    )
     patience: int | None = Field(
         None, ge=1, description="stop after this many non-improving iterations"
     )
