@@ -6,8 +6,8 @@
 # score cache at the cost of cache reads, and report.json / README figures are rewritten after
 # every chunk. Stop it at any time (kill the process) and start it again to resume.
 #
-#   benchmarks/quality_runs.sh planted      # planted personas, >= 20 users, K=4 L=5 T=3
-#   benchmarks/quality_runs.sh planted-guard  # the guard on vs off (fermi_rop_paper), 8 users
+#   benchmarks/quality_runs.sh planted      # planted personas, >= 20 users, K=4 L=5 T=3, guard on/off
+#   benchmarks/quality_runs.sh planted-full # the paper's prompt form (--prompt-form full)
 #   benchmarks/quality_runs.sh opinionqa    # W92 respondents, calibrated, references
 #   benchmarks/quality_runs.sh global       # GlobalOpinionQA countries, same setup
 #
@@ -22,22 +22,19 @@ COMMON=(--target-model "$MODEL" --optimizer-model "$MODEL" -K 4 -L 5 -T 3 --n-op
 
 case "${1:-}" in
   planted)
+    # fermi_rop_paper: Fermi with the guard off (the paper's loop), on the same users
     ARGS=(--dataset planted --run-name planted-qwen15 --n-test 20
+          --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,fermi_rop_paper,hidden_prompt) ;;
+  planted-full)  # the paper's prompt form (the optimizer rewrites the whole prompt)
+    ARGS=(--dataset planted --run-name planted-qwen15-full --n-test 20 --prompt-form full
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,hidden_prompt) ;;
-  planted-guard)  # guard on vs off on the first planted users (planting reuses the main cache)
-    mkdir -p benchmarks/results/planted-qwen15-guard/cache
-    [ -f benchmarks/results/planted-qwen15-guard/cache/scores.sqlite ] ||
-      cp benchmarks/results/planted-qwen15/cache/scores.sqlite benchmarks/results/planted-qwen15-guard/cache/
-    CHUNKS=${GUARD_CHUNKS:-"4 8"}
-    ARGS=(--dataset planted --run-name planted-qwen15-guard --n-test 20
-          --methods profile,fermi_best,fermi_rop,fermi_rop_paper,hidden_prompt) ;;
   opinionqa)
     ARGS=(--dataset opinionqa --run-name opinionqa-qwen15-calibrated --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_group_majority,ref_knn) ;;
   global)
     ARGS=(--dataset globalopinionqa --run-name globalopinionqa-qwen15 --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_knn) ;;
-  *) echo "usage: $0 planted|planted-guard|opinionqa|global" >&2; exit 2 ;;
+  *) echo "usage: $0 planted|planted-full|opinionqa|global" >&2; exit 2 ;;
 esac
 
 for n in $CHUNKS; do

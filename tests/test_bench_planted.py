@@ -321,6 +321,26 @@ def test_reference_rows_are_added_to_finished_users_without_optimizing(tmp_path:
     assert all("ref_knn" in r.methods for r in report.users)
 
 
+def test_a_learned_row_is_added_to_finished_users_with_only_its_optimization(
+    tmp_path: Path,
+) -> None:
+    first = _config(tmp_path, run_name="topup-learned", guard=True, n_optimize=16)
+    first = first.model_copy(update={"methods": ["profile", "fermi_rop"]})
+    before = _run(first, PersonaTarget(), RESPONDENTS[:6])
+    optimizer = GloomOptimizer()
+    more = first.model_copy(update={"methods": ["profile", "fermi_rop", "fermi_rop_paper"]})
+    after = _run(more, PersonaTarget(), RESPONDENTS[:6], optimizer=optimizer)
+    # only the guard-off optimization ran: T iterations of K samples per user
+    assert optimizer.counter == [more.iterations * more.num_candidates * len(after.users)]
+    old = {r.user_id: r for r in before.users}
+    for r in after.users:
+        assert set(r.optimization) == {"fermi", "fermi_paper"}
+        assert r.optimization["fermi"] == old[r.user_id].optimization["fermi"]
+        assert r.methods["fermi_rop"] == old[r.user_id].methods["fermi_rop"]
+        assert "fermi_rop_paper" in r.methods and not r.optimization["fermi_paper"].guard
+        assert r.test_ids == old[r.user_id].test_ids
+
+
 # ------------------------------------------------------------------------------ the guard rows
 
 

@@ -257,13 +257,16 @@ def _signal(config: BenchConfig, scorer: TestScorer, prepared: PreparedUsers) ->
 def _topped_up(
     done: dict[str, UserResult], users: Sequence[UserProfile], ctx: BenchContext
 ) -> dict[str, UserResult]:
-    """Finished users, with any newly selected method that needs no optimization added (a
-    reference row, a baseline); users missing a learned method are left to run again."""
+    """Finished users, with any newly selected method added (`top_up`: a reference row, a
+    baseline, or a learned method whose optimization the user lacks); users missing a learned
+    method whose optimization they have are left to run again."""
     by_id = {u.user_id: u for u in users}
     out: dict[str, UserResult] = {}
     for uid, result in done.items():
         missing = [m for m in ctx.config.methods if m not in result.methods]
-        if uid not in by_id or any(m in LEARNED_METHODS for m in missing):
+        if uid not in by_id or any(
+            LEARNED_METHODS[m] in result.optimization for m in missing if m in LEARNED_METHODS
+        ):
             continue
         if missing:
             result = top_up(by_id[uid], result, missing, ctx)

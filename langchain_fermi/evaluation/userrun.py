@@ -37,6 +37,7 @@ from langchain_fermi.evaluation.redact import redact_survey_text
 from langchain_fermi.evaluation.references import reference_result
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, CachedEmbedder, DenseRetriever
 from langchain_fermi.evaluation.schema import (
+    LeakCheck,
     MethodResult,
     OptimizationRecord,
     UserResult,
@@ -294,26 +295,7 @@ def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
         msg = f"user {user.user_id!r}: no test question left after the split"
         raise ValueError(msg)
     optimize = list(optimize_user_.opinions)
-    learned: dict[str, FermiResult] = {}
-    recorders: list[RecordingCache] = []
-    records: dict[str, OptimizationRecord] = {}
-    for variant in cfg.variants():
-        result, recorder = optimize_variant(optimize_user_, variant, ctx)
-        learned[variant] = result
-        recorders.append(recorder)
-    leak = leak_check(list(learned.values()), recorders, optimize, test, ctx.scorer)
-    if user.user_id in ctx.planted:
-        leak.hidden_prompt_leaked = hidden_prompt_check(
-            ctx.planted[user.user_id], optimize_user_, list(learned.values()), recorders, ctx.scorer
-        )
-    if not leak.ok:
-        msg = (
-            f"user {user.user_id!r}: test opinions scored during optimization: "
-            f"{leak.test_ids_scored or leak.test_questions_seen or 'the hidden prompt'}"
-        )
-        raise TestLeakError(msg)
-    for (variant, result), recorder in zip(learned.items(), recorders, strict=True):
-        records[variant] = _record(variant, result, recorder, optimize, ctx)
+    learned, records, leak = _optimize(optimize_user_, cfg.variants(), test, ctx)
     _serve(optimize_user_, learned, ctx)
     data = UserSplit(user, optimize, list(test), learned)
     methods = {m: run_method(m, data, ctx) for m in cfg.methods}
@@ -332,14 +314,71 @@ def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
 def top_up(
     user: UserProfile, result: UserResult, methods: Sequence[str], ctx: BenchContext
 ) -> UserResult:
-    """A finished user's result with ``methods`` added, on the same split; only methods that
-    need no optimization (baselines, references, the hidden prompt) can be added this way."""
-    learned = [m for m in methods if m in LEARNED_METHODS]
-    if learned:
-        msg = f"user {user.user_id!r}: {learned} need an optimization; run the user again"
-        raise ValueError(msg)
+    """A finished user's result with ``methods`` added, on the same split.
+
+    Methods that need no optimization (baselines, references, the hidden prompt) are simply
+    run. A learned method whose optimization the user lacks (say ``fermi_rop_paper`` added to
+    a finished run) gets that optimization, checked for leaks like a fresh one; optimizations
+    the user already has are not redone, so their rows stay as they were.
+
+    Raises:
+        ValueError: a learned method needs an optimization the user has and the run did not
+            keep (only the records are saved, not the prompts' correctness vectors).
+        TestLeakError: the new optimization scored a test question.
+    """
     by_id = {o.id: o for o in user.opinions}
     optimize = [by_id[i] for i in result.optimize_ids]
-    data = UserSplit(user, optimize, [by_id[i] for i in result.test_ids], {})
+    test = [by_id[i] for i in result.test_ids]
+    wanted = {LEARNED_METHODS[m] for m in methods if m in LEARNED_METHODS}
+    kept = sorted(wanted & set(result.optimization))
+    if kept:
+        msg = (
+            f"user {user.user_id!r}: {kept} optimization(s) are finished but not kept in "
+            "memory; run the user again to add methods that read them"
+        )
+        raise ValueError(msg)
+    optimize_user_ = user.model_copy(update={"opinions": optimize})
+    learned, records, _ = _optimize(optimize_user_, sorted(wanted), test, ctx)
+    _serve(optimize_user_, learned, ctx)
+    data = UserSplit(user, optimize, test, learned)
     added = {m: run_method(m, data, ctx) for m in methods}
-    return result.model_copy(update={"methods": {**result.methods, **added}})
+    return result.model_copy(
+        update={
+            "methods": {**result.methods, **added},
+            "optimization": {**result.optimization, **records},
+        }
+    )
+
+
+def _optimize(
+    optimize_user_: UserProfile, variants: Sequence[str], test: Sequence[Opinion], ctx: BenchContext
+) -> tuple[dict[str, FermiResult], dict[str, OptimizationRecord], LeakCheck]:
+    """Run ``variants`` on the user's optimization opinions, check for leaks, record them.
+
+    Raises:
+        TestLeakError: an optimization scored a test question, or saw the hidden prompt.
+    """
+    optimize = list(optimize_user_.opinions)
+    learned: dict[str, FermiResult] = {}
+    recorders: list[RecordingCache] = []
+    for variant in variants:
+        result, recorder = optimize_variant(optimize_user_, variant, ctx)
+        learned[variant] = result
+        recorders.append(recorder)
+    leak = leak_check(list(learned.values()), recorders, optimize, test, ctx.scorer)
+    uid = optimize_user_.user_id
+    if uid in ctx.planted:
+        leak.hidden_prompt_leaked = hidden_prompt_check(
+            ctx.planted[uid], optimize_user_, list(learned.values()), recorders, ctx.scorer
+        )
+    if not leak.ok:
+        msg = (
+            f"user {uid!r}: test opinions scored during optimization: "
+            f"{leak.test_ids_scored or leak.test_questions_seen or 'the hidden prompt'}"
+        )
+        raise TestLeakError(msg)
+    records = {
+        variant: _record(variant, result, recorder, optimize, ctx)
+        for (variant, result), recorder in zip(learned.items(), recorders, strict=True)
+    }
+    return learned, records, leak
