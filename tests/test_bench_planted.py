@@ -371,3 +371,16 @@ def test_guard_on_and_off_rows(tmp_path: Path) -> None:
     assert 0 <= on["fallback_users"] <= on["users"]
     for r in report.users:
         assert r.optimization["fermi"].served  # what the user is served is recorded
+
+
+def test_traits_named_first_are_tried_first_then_the_seeded_order() -> None:
+    from langchain_fermi.cli.quickstart import DEFAULT_PERSONA, PERSONAS
+    from langchain_fermi.evaluation.planted import _trait_order
+
+    assert sorted(PERSONAS) == sorted(t.name for t in TRAITS) and DEFAULT_PERSONA in PERSONAS
+    seeded = _trait_order("u1", 0)
+    chosen = _trait_order("u1", 0, ["activist", "optimist"])
+    assert [t.name for t in chosen[:2]] == ["activist", "optimist"]
+    assert [t for t in chosen[2:]] == [t for t in seeded if t.name not in {"activist", "optimist"}]
+    with pytest.raises(ValueError, match="unknown trait"):
+        _trait_order("u1", 0, ["grumpy"])

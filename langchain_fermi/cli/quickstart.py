@@ -57,6 +57,11 @@ __all__ = ["QuickstartAnswer", "QuickstartReport", "find_example_users", "quicks
 EXAMPLE_USERS = Path("examples") / "data" / "users.json"
 DEFAULT_TARGET = "qwen2.5-coder-1.5b"
 DEFAULT_OPTIMIZER = "qwen2.5-coder-1.5b"
+PERSONAS = ("optimist", "pessimist", "struggling", "libertarian", "activist", "traditionalist")
+"""`evaluation.planted.TRAITS` by name (not imported here: the CLI loads modules lazily)."""
+DEFAULT_PERSONA = "optimist"
+"""The planted persona: one Qwen2.5-Coder-1.5B as optimizer finds (the planted benchmark's
+per-trait rows show which it does not)."""
 
 
 class QuickstartAnswer(BaseModel):
@@ -135,15 +140,16 @@ def _answer(chain: Any, user_id: str, o: Opinion) -> tuple[str, str | None]:
 
 
 def _plant(
-    user: UserProfile, scorer: AnswerScorer, echo: Callable[[str], None]
+    user: UserProfile, scorer: AnswerScorer, echo: Callable[[str], None], persona: str | None
 ) -> tuple[UserProfile, str | None, str | None]:
-    """The planted version of ``user`` (its hidden prompt and trait), or ``user`` itself."""
+    """The planted version of ``user`` (its hidden prompt and trait), or ``user`` itself;
+    ``persona`` is tried first, the other traits after it if it does not pass the filter."""
     from langchain_fermi.evaluation.planted import TRAITS, plant_users
 
     n = len(user.opinions)
     planted, hidden, record = plant_users(
         [user], scorer, max_users=1, n_questions=n, attempts=len(TRAITS),
-        filter_questions=min(20, n),
+        filter_questions=min(20, n), first_traits=[persona] if persona else (),
     )  # fmt: skip
     if not planted:
         echo(
@@ -218,6 +224,7 @@ def quickstart(
     progress: bool = True,
     fresh: bool = False,
     plant: bool = True,
+    persona: str | None = DEFAULT_PERSONA,
     echo: Callable[[str], None] = print,
 ) -> QuickstartReport:
     """Run the quickstart; see the module docstring. Models may be names or chat models."""
@@ -249,7 +256,7 @@ def quickstart(
     )
     hidden = trait = None
     if plant:
-        user, hidden, trait = _plant(user, scorer, echo)
+        user, hidden, trait = _plant(user, scorer, echo, persona)
     optimize, test = split_user(user, n_optimize=n_optimize, n_test=None, seed=seed)
     echo(f"user {user.user_id} ({path}): {len(user.opinions)} opinions -> "
          f"{len(optimize.opinions)} for optimization, {len(test)} held out")  # fmt: skip
@@ -321,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
         users_file=args.data, user_id=args.user_id, store_path=args.store, target=args.model,
         optimizer=args.optimizer_model, num_candidates=args.K, iterations=args.T,
         n_optimize=args.n_optimize, n_questions=args.questions, seed=args.seed,
-        progress=not args.no_progress, fresh=args.fresh, plant=not args.no_plant, echo=echo,
+        progress=not args.no_progress, fresh=args.fresh, plant=not args.no_plant,
+        persona=args.persona, echo=echo,
     )  # fmt: skip
     if args.json:
         print_json(report.model_dump(mode="json"))
@@ -343,6 +351,13 @@ def register(subparsers: Any) -> None:
         "--optimizer-model", default=DEFAULT_OPTIMIZER, help="optimizer model (default %(default)s)"
     )
     p.add_argument("--no-plant", action="store_true", help="keep the example user's own answers")
+    p.add_argument(
+        "--persona",
+        choices=PERSONAS,
+        default=DEFAULT_PERSONA,
+        help="the hidden persona planted (default %(default)s: one the local optimizer finds; "
+        "on 'pessimist' users Qwen2.5-Coder-1.5B's prompts do not move, see the README)",
+    )
     p.add_argument("-K", type=int, default=3, help="new prompts per iteration")
     p.add_argument("-T", type=int, default=3, help="iterations")
     p.add_argument("--n-optimize", type=at_least(1), default=20, help="opinions shown to Fermi")

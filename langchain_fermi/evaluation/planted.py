@@ -192,14 +192,20 @@ _STRONG = ("pessimist", "optimist")
 spent on traits that rarely pass the filter."""
 
 
-def _trait_order(user_id: str, seed: int) -> list[Trait]:
-    """The strong attitudes first, then the others, each group in a seeded per-user order."""
+def _trait_order(user_id: str, seed: int, first: Sequence[str] = ()) -> list[Trait]:
+    """``first`` (trait names) in that order, then the strong attitudes, then the others, each
+    group in a seeded per-user order."""
+    unknown = [name for name in first if name not in _BY_NAME]
+    if unknown:
+        msg = f"unknown trait(s) {unknown}; expected some of {sorted(_BY_NAME)}"
+        raise ValueError(msg)
     rng = random.Random(hashlib.sha256(f"{seed}\x1ftrait\x1f{user_id}".encode()).digest())
     strong = [t for t in TRAITS if t.name in _STRONG]
     others = [t for t in TRAITS if t.name not in _STRONG]
     rng.shuffle(strong)
     rng.shuffle(others)
-    return strong + others
+    chosen = [_BY_NAME[name] for name in dict.fromkeys(first)]
+    return chosen + [t for t in strong + others if t not in chosen]
 
 
 def _sample(
@@ -246,6 +252,7 @@ def plant_users(
     attempts: int = 2,
     filter_questions: int = 20,
     seed: int = 0,
+    first_traits: Sequence[str] = (),
 ) -> tuple[list[UserProfile], dict[str, str], PlantedSet]:
     """Build up to ``max_users`` planted users from real respondents' profiles and questions.
 
@@ -264,6 +271,7 @@ def plant_users(
         filter_questions: questions the paraphrase and the opposite person answer (a seeded
             subset of the user's; the flip rate uses all of them).
         seed: trait order and question sample.
+        first_traits: trait names tried before the seeded order (the quickstart's persona).
 
     Returns:
         The planted users, their hidden prompts by user id, and every candidate's record.
@@ -278,7 +286,7 @@ def plant_users(
         subset = _sample(source.user_id, opinions, filter_questions, seed, "filter")
         at = [i for i, o in enumerate(opinions) if o in subset]
         base = _answers(scorer, profile_prompt(source), opinions)
-        for trait in _trait_order(source.user_id, seed)[:attempts]:
+        for trait in _trait_order(source.user_id, seed, first_traits)[:attempts]:
             text = hidden_prompt(source, trait)
             answers = _answers(scorer, text, opinions)
             para = _answers(scorer, hidden_prompt(source, trait, paraphrase=True), subset)
