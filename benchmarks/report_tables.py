@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 REFERENCES = {"ref_majority", "ref_group_majority", "ref_knn"}
+TRAIT_METHODS = (
+    "profile", "few_shot_bm25", "opro", "fermi_rop", "fermi_rop_paper", "hidden_prompt"
+)  # fmt: skip
 
 
 def _ci(m: dict[str, Any]) -> str:
@@ -43,6 +46,29 @@ def planted_table(report: dict[str, Any]) -> str:
             f"| {u['user_id']} | {u['trait']} | {u['flip_rate']:.2f} | "
             f"{u['paraphrase_agreement']:.2f} | {u['other_agreement']:.2f} |"
         )
+    return "\n".join(rows)
+
+
+def trait_table(run_dir: Path, methods: tuple[str, ...] = TRAIT_METHODS) -> str:
+    """Planted runs: mean held-out accuracy per hidden trait, and the share of the gap between
+    the profile and the hidden prompt that Fermi+RoP recovers (ratio of mean gains)."""
+    by_trait: dict[str, list[dict[str, float]]] = {}
+    for f in sorted((run_dir / "users").glob("*.json")):
+        user = json.loads(f.read_text(encoding="utf-8"))
+        trait = user["user_id"].rsplit("-", 1)[-1]
+        accs = {m: r["accuracy"] for m, r in user["methods"].items()}
+        by_trait.setdefault(trait, []).append(accs)
+    if not by_trait or not all("hidden_prompt" in a for us in by_trait.values() for a in us):
+        return ""
+    shown = [m for m in methods if all(m in a for us in by_trait.values() for a in us)]
+    rows = ["| trait | users | " + " | ".join(shown) + " | fermi_rop: gap recovered |"]
+    rows.append("|---|---|" + "---|" * (len(shown) + 1))
+    for trait, users in sorted(by_trait.items()):
+        mean = {m: sum(a[m] for a in users) / len(users) for m in shown}
+        gap = mean["hidden_prompt"] - mean["profile"]
+        rec = f"{(mean['fermi_rop'] - mean['profile']) / gap:.0%}" if gap > 0 else "n/a"
+        cells = " | ".join(f"{mean[m]:.3f}" for m in shown)
+        rows.append(f"| {trait} | {len(users)} | {cells} | {rec} |")
     return "\n".join(rows)
 
 
@@ -80,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     table = planted_table(report)
     if table:
         print("\n" + table)
+    traits = trait_table(Path(args[0]))
+    if traits:
+        print("\n" + traits)
     print("\n" + guard_lines(report))
     return 0
 
