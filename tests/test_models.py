@@ -350,6 +350,19 @@ def test_fields_and_call_options_reach_llama(monkeypatch: pytest.MonkeyPatch) ->
     assert first["stop"] == ["\n\n"] and first["messages"][0]["role"] == "user"
     assert (second["temperature"], second["seed"], second["max_tokens"]) == (0.5, 7, 4)
     assert third["stop"] == ["x"]
+    assert third["seed"] == 4  # the field's seed counts calls; an explicit one does not
+
+
+def test_a_seeded_local_model_gives_each_call_the_next_seed() -> None:
+    from langchain_fermi.models.llama_chat import LocalLlamaChatModel
+
+    model = LocalLlamaChatModel(model_path="unused.gguf", seed=5)
+    assert [model._completion_params(None, {})["seed"] for _ in range(3)] == [5, 6, 7]
+    assert model._completion_params(None, {"seed": 1})["seed"] == 1
+    again = model.with_seed(5)  # a fresh copy repeats the run from its first call
+    assert [again._completion_params(None, {})["seed"] for _ in range(2)] == [5, 6]
+    assert model._completion_params(None, {})["seed"] == 8  # the original counts on
+    assert "seed" not in LocalLlamaChatModel(model_path="unused.gguf")._completion_params(None, {})
 
 
 @pytest.mark.local_model

@@ -139,6 +139,17 @@ def _answer(chain: Any, user_id: str, o: Opinion) -> tuple[str, str | None]:
     return reply, o.choices[parsed.index] if parsed.index is not None else None
 
 
+def _seeded(model: Any, seed: int) -> Any:
+    """A local optimizer with a sampling seed (one per call, from ``seed``), so a fresh
+    quickstart samples the same prompts; other models are left as they are (a remote seed
+    would make the K samples of one meta-prompt alike)."""
+    from langchain_fermi.models.llama_chat import LocalLlamaChatModel
+
+    if isinstance(model, LocalLlamaChatModel) and model.seed is None:
+        return model.with_seed(seed)
+    return model
+
+
 def _plant(
     user: UserProfile, scorer: AnswerScorer, echo: Callable[[str], None], persona: str | None
 ) -> tuple[UserProfile, str | None, str | None]:
@@ -242,7 +253,9 @@ def quickstart(
     # small local optimizers often forget the brackets: their whole reply is then the prompt
     config = FermiConfig(K=num_candidates, T=iterations, seed=seed, bracket_fallback="reply")
     target_model = chat_model(target, "--model", role="target", max_tokens=16)
-    optimizer_model = chat_model(optimizer, "--optimizer-model", role="optimizer", max_tokens=256)
+    optimizer_model = _seeded(
+        chat_model(optimizer, "--optimizer-model", role="optimizer", max_tokens=256), seed
+    )
     store_path = Path(store_path or PROJECT_STORE)
     checkpoint = store_path.parent / "quickstart-checkpoints.sqlite"
     store_path.parent.mkdir(parents=True, exist_ok=True)

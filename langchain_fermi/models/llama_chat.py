@@ -138,7 +138,12 @@ class LocalLlamaChatModel(BaseChatModel):
     temperature: float = Field(default=0.0, ge=0.0)
     max_tokens: int = Field(default=512, ge=1)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(
+        default=None,
+        description="Sampling seed of the first call; each later call of this instance uses "
+        "the next one, so K samples of one prompt differ and a fresh instance repeats a run. "
+        "None: llama.cpp picks a random seed per call.",
+    )
     stop: list[str] | None = None
     streaming: bool = Field(default=False, description="invoke() streams internally when True.")
     tool_string_max_chars: int | None = Field(
@@ -150,6 +155,8 @@ class LocalLlamaChatModel(BaseChatModel):
     )
 
     _shared: SharedLlama | None = PrivateAttr(default=None)
+    _calls: int = PrivateAttr(default=0)
+    _calls_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.model_name:
@@ -212,6 +219,13 @@ class LocalLlamaChatModel(BaseChatModel):
         choice = normalize_tool_choice(tool_choice, formatted)
         return super().bind(tools=formatted, tool_choice=choice, **kwargs)
 
+    def with_seed(self, seed: int | None) -> LocalLlamaChatModel:
+        """A copy whose calls are seeded from ``seed`` (counting from its first call); it
+        shares the loaded model."""
+        copy = self.model_copy(update={"seed": seed})
+        copy._calls, copy._calls_lock = 0, threading.Lock()
+        return copy
+
     # ------------------------------------------------------------------ calls
     def _completion_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -219,7 +233,10 @@ class LocalLlamaChatModel(BaseChatModel):
             "max_tokens": kwargs.pop("max_tokens", self.max_tokens),
             "top_p": kwargs.pop("top_p", self.top_p),
         }
-        seed = kwargs.pop("seed", self.seed)
+        seed = kwargs.pop("seed", None)
+        if seed is None and self.seed is not None:
+            with self._calls_lock:
+                seed, self._calls = self.seed + self._calls, self._calls + 1
         if seed is not None:
             params["seed"] = seed
         stops = stop if stop is not None else kwargs.pop("stop", self.stop)
