@@ -28,9 +28,6 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
@@ -40,11 +37,11 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from langchain_fermi.models.llama_messages import to_chat_messages
 from langchain_fermi.models.llama_runtime import SharedLlama, chat_prompt_tokens, default_threads
 from langchain_fermi.models.llama_runtime import shared_llama as _shared_llama
 from langchain_fermi.models.llama_tools import (
     forced_tool_schema,
-    format_tool_call,
     normalize_tool_choice,
     parse_tool_calls,
     with_tool_instructions,
@@ -59,47 +56,6 @@ logger = logging.getLogger(__name__)
 
 MIN_TOOL_CALL_TOKENS = 512
 """A forced tool call may use at least this many tokens, whatever ``max_tokens`` says."""
-
-
-def _message_text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(
-        part if isinstance(part, str) else str(part.get("text", ""))
-        for part in content
-        if isinstance(part, str) or part.get("type") == "text"
-    )
-
-
-def _role(message: BaseMessage) -> str:
-    if isinstance(message, SystemMessage):
-        return "system"
-    if isinstance(message, AIMessage):
-        return "assistant"
-    if isinstance(message, HumanMessage | ToolMessage):
-        return "user"
-    return {"system": "system", "ai": "assistant", "assistant": "assistant"}.get(
-        message.type, "user"
-    )
-
-
-def to_chat_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages as OpenAI-style ``{"role", "content"}`` dicts for a chat template.
-
-    Tool calls in the history are written back as ``<tool_call>`` JSON after the assistant's
-    text and tool results become ``<tool_response>`` user turns, so any template shows them.
-    """
-    out = []
-    for m in messages:
-        text = _message_text(m)
-        if isinstance(m, AIMessage) and m.tool_calls:
-            calls = [format_tool_call(c["name"], c["args"]) for c in m.tool_calls]
-            text = "\n".join([text, *calls] if text else calls)
-        elif isinstance(m, ToolMessage):
-            text = f"<tool_response>\n{text}\n</tool_response>"
-        out.append({"role": _role(m), "content": text})
-    return out
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> UsageMetadata:
