@@ -108,3 +108,15 @@ def test_bench_passes_the_form_to_both_optimizations() -> None:
     assert config.fermi_config("fermi").prompt_form == "full"
     assert config.fermi_config("opro").prompt_form == "full"
     assert BenchConfig().fermi_config("opro").prompt_form == "addendum"
+
+
+def test_the_benchmark_checks_what_the_optimizer_wrote() -> None:
+    from langchain_fermi.evaluation.userrun import _written
+    from langchain_fermi.graph.guard import degenerate_reason
+
+    user = make_user()
+    wrapped = profile_prompt_with(user, "C")  # long as a whole, degenerate as written
+    assert degenerate_reason(wrapped, [], min_words=4) is None
+    assert degenerate_reason(_written(wrapped, user), [], min_words=4) == "option_label"
+    assert _written(profile_prompt(user), user) == ""  # the profile prompt: nothing written
+    assert _written("Answer as a pirate.", user) == "Answer as a pirate."  # the full form

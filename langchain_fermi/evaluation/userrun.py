@@ -43,6 +43,7 @@ from langchain_fermi.evaluation.schema import (
     UserResult,
 )
 from langchain_fermi.graph.guard import degenerate_reason
+from langchain_fermi.questions import profile_addendum
 from langchain_fermi.scoring import ScoreCache
 from langchain_fermi.types import Cost, FermiResult, Opinion, ScoredPrompt, UserProfile
 
@@ -143,13 +144,22 @@ def _best_served(result: FermiResult) -> ScoredPrompt:
     return served[0] if served else result.best
 
 
+def _written(text: str, user: UserProfile) -> str:
+    """What the optimizer wrote of a prompt: the paragraph of the addendum form, else all of it
+    (the guard's checks apply to that, not to the profile prompt around it)."""
+    added = profile_addendum(user, text)
+    return text if added is None else added
+
+
 def _record(
     variant: str,
     result: FermiResult,
     recorder: RecordingCache,
-    optimize: Sequence[Opinion],
+    user: UserProfile,
     ctx: BenchContext,
 ) -> OptimizationRecord:
+    optimize = list(user.opinions)
+    min_words = result.config.min_prompt_words
     best = _best_served(result)
     actual, naive = optimization_cost(result, recorder, optimize, ctx.scorer)
     questions = [o.question for o in optimize]
@@ -168,10 +178,9 @@ def _record(
         ],
         fallback=result.fallback,
         degenerate_served=sum(
-            degenerate_reason(p.text, optimize, min_words=result.config.min_prompt_words)
-            is not None
+            degenerate_reason(_written(p.text, user), optimize, min_words=min_words) is not None
             for p in served
-            if p.iteration > 0
+            if p.iteration > 0 and _written(p.text, user)
         ),
         dropped=dict(result.dropped),
         optimizer_tokens_per_candidate=(
@@ -378,7 +387,7 @@ def _optimize(
         )
         raise TestLeakError(msg)
     records = {
-        variant: _record(variant, result, recorder, optimize, ctx)
+        variant: _record(variant, result, recorder, optimize_user_, ctx)
         for (variant, result), recorder in zip(learned.items(), recorders, strict=True)
     }
     return learned, records, leak
