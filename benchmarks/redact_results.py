@@ -1,9 +1,13 @@
-"""Redact survey text from learned prompts in an existing benchmark run's JSON files.
+"""Redact survey text and respondents' profiles from learned prompts in an existing run's JSON.
 
 Runs made before `langchain_fermi.evaluation.redact` existed may hold prompts in which the
-optimizer copied a survey question. This rewrites ``users/*.json`` and ``report.json`` in place,
-redacting every string under a ``best_prompt`` or ``text`` key against all OpinionQA questions
-of the wave (the data stays evaluation-only: nothing from it is written).
+optimizer copied a survey question, and runs made before `redact_profile` was applied hold the
+profile prompt's attribute lines (a real respondent's region, age, income, ... next to their id).
+This rewrites ``users/*.json`` and ``report.json`` in place: every string under a
+``best_prompt`` or ``text`` key is redacted against all OpinionQA questions of the wave, and
+its profile block (the attribute lines after the profile prompt's first line) is replaced by
+the marker (the data stays evaluation-only: nothing from it is written). Prose the optimizer
+wrote about the person is left as it is.
 
     python -m benchmarks.redact_results benchmarks/results/<run> [--data-dir DIR]
 """
@@ -13,11 +17,26 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from langchain_fermi.data import find_shared_data_dir
-from langchain_fermi.evaluation.redact import redact_survey_text
+from langchain_fermi.data.pew_columns import PEW_DEMOGRAPHICS
+from langchain_fermi.evaluation.redact import PROFILE_REDACTED, redact_survey_text
+
+HEAD = "Here is some information about a person.\n"
+_KEYS = "|".join(re.escape(d.name) for d in PEW_DEMOGRAPHICS.values())
+_PROFILE_BLOCK = re.compile(re.escape(HEAD) + rf"(?:(?:{_KEYS}): [^\n]*(?:\n|$))+")
+
+
+_INLINE = re.compile(rf"\b({_KEYS}): (?:[^,\n]|,\d)*?(?=,\s|\n|\.\s|\.$|$)")
+
+
+def redact_profile_block(text: str) -> str:
+    """``text`` with the profile prompt's attribute lines replaced by the marker, and any other
+    ``Attribute: value`` (an optimizer's one-line copy of the profile) by ``Attribute: ...``."""
+    return _INLINE.sub(r"\1: ...", _PROFILE_BLOCK.sub(HEAD + PROFILE_REDACTED + "\n", text))
 
 
 def _walk(node: Any, questions: list[str]) -> int:
@@ -25,7 +44,7 @@ def _walk(node: Any, questions: list[str]) -> int:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ("best_prompt", "text") and isinstance(value, str):
-                new = redact_survey_text(value, questions)
+                new = redact_survey_text(redact_profile_block(value), questions)
                 if new != value:
                     node[key] = new
                     changed += 1

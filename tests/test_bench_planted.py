@@ -24,6 +24,7 @@ from langchain_fermi.evaluation.planted import (
     hidden_prompt_leaked,
     plant_users,
 )
+from langchain_fermi.evaluation.redact import PROFILE_REDACTED
 from langchain_fermi.evaluation.references import Population, reference_result
 from langchain_fermi.evaluation.runner import run_benchmark
 from langchain_fermi.evaluation.signal import persona_sensitivity
@@ -371,6 +372,10 @@ def test_guard_on_and_off_rows(tmp_path: Path) -> None:
     assert 0 <= on["fallback_users"] <= on["users"]
     for r in report.users:
         assert r.optimization["fermi"].served  # what the user is served is recorded
+        for record in r.optimization.values():  # no respondent's attributes on disk
+            texts = [s["text"] for s in record.served] + [record.best_prompt]
+            assert all("Political party:" not in t for t in texts)
+            assert any(PROFILE_REDACTED in t for t in texts)
 
 
 def test_traits_named_first_are_tried_first_then_the_seeded_order() -> None:

@@ -36,3 +36,13 @@ def test_threshold_is_respected() -> None:
     prompt = "help their neighbours with everyday"  # 5 shared words only
     assert redact_survey_text(prompt, [QUESTION], min_words=6) == prompt
     assert redact_survey_text(prompt, [QUESTION], min_words=5) == REDACTED
+
+
+def test_the_profile_block_is_replaced() -> None:
+    from langchain_fermi.evaluation.redact import PROFILE_REDACTED, redact_profile
+
+    profile = "Region: West\nAge: 30-49"
+    text = f"Here is some information about a person.\n{profile}\nThis person is calm.\n\nAnswer."
+    out = redact_profile(text, profile)
+    assert "Region: West" not in out and PROFILE_REDACTED in out and "This person is calm." in out
+    assert redact_profile(text, "") == text

@@ -11,9 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["REDACTED", "redact_survey_text"]
+__all__ = ["PROFILE_REDACTED", "REDACTED", "redact_profile", "redact_survey_text"]
 
 REDACTED = "[survey text redacted]"
+PROFILE_REDACTED = "[the respondent's profile]"
+
+
+def redact_profile(text: str, profile_text: str) -> str:
+    """``text`` with the respondent's profile block (``UserProfile.profile_text()``, as the
+    profile prompt shows it) replaced by a marker: a real respondent's attributes next to their
+    id are an extract of the survey data."""
+    block = profile_text.strip()
+    return text.replace(block, PROFILE_REDACTED) if block else text
 
 
 def _token(word: str) -> str:

@@ -33,7 +33,7 @@ from langchain_fermi.evaluation.methods import (
     zero_shot_prompts,
 )
 from langchain_fermi.evaluation.metrics import accuracy, random_draws, random_expected_accuracy
-from langchain_fermi.evaluation.redact import redact_survey_text
+from langchain_fermi.evaluation.redact import redact_profile, redact_survey_text
 from langchain_fermi.evaluation.references import reference_result
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, CachedEmbedder, DenseRetriever
 from langchain_fermi.evaluation.schema import (
@@ -163,6 +163,11 @@ def _record(
     best = _best_served(result)
     actual, naive = optimization_cost(result, recorder, optimize, ctx.scorer)
     questions = [o.question for o in optimize]
+    profile = user.profile_text()
+
+    def clean(text: str) -> str:  # no survey text and no respondent profile on disk
+        return redact_survey_text(redact_profile(text, profile), questions)
+
     served = result.serving_prompts()
     generated = max(len(result.prompts) - 1, 0)
     return OptimizationRecord(
@@ -170,7 +175,7 @@ def _record(
         guard=result.config.guard,
         served=[
             {
-                "text": redact_survey_text(p.text, questions),
+                "text": clean(p.text),
                 "score": p.score,
                 "validation": result.validation.get(p.text),
             }
@@ -193,11 +198,11 @@ def _record(
         reported_cost=result.cost,
         prompts_scored=len(result.prompts),
         pairs_scored=sum(len(p.opinion_ids) for p in result.prompts),
-        best_prompt=redact_survey_text(best.text, questions),
+        best_prompt=clean(best.text),
         best_score=best.score,
         memory=[
             {
-                "text": redact_survey_text(p.text, questions),
+                "text": clean(p.text),
                 "score": p.score,
                 "iteration": p.iteration,
             }
