@@ -169,6 +169,7 @@ def _record(
         return redact_survey_text(redact_profile(text, profile), questions)
 
     served = result.serving_prompts()
+    written = [_written(p.text, user) for p in served if p.iteration > 0]
     generated = max(len(result.prompts) - 1, 0)
     return OptimizationRecord(
         variant=variant,
@@ -183,9 +184,9 @@ def _record(
         ],
         fallback=result.fallback,
         degenerate_served=sum(
-            degenerate_reason(_written(p.text, user), optimize, min_words=min_words) is not None
-            for p in served
-            if p.iteration > 0 and _written(p.text, user)
+            degenerate_reason(text, optimize, min_words=min_words) is not None
+            for text in written
+            if text
         ),
         dropped=dict(result.dropped),
         optimizer_tokens_per_candidate=(
