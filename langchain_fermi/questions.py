@@ -56,9 +56,10 @@ def profile_prompt_with(user: UserProfile, paragraph: str) -> str:
 def profile_addendum(user: UserProfile, prompt: str) -> str | None:
     """What `profile_prompt_with` added to ``user``'s profile prompt in ``prompt``: ``""`` for
     the profile prompt itself, ``None`` when ``prompt`` is not of that form."""
-    head, _, tail = profile_prompt(user).rpartition("\n\n")
+    base = profile_prompt(user)
+    head, _, tail = base.rpartition("\n\n")
     text = prompt.strip()
-    if text == profile_prompt(user):
+    if text == base:
         return ""
     start, end = f"{head}\n", f"\n\n{tail}"
     if text.startswith(start) and text.endswith(end) and len(text) > len(start) + len(end):
