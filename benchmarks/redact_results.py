@@ -24,8 +24,9 @@ from typing import Any
 from langchain_fermi.data import find_shared_data_dir
 from langchain_fermi.data.pew_columns import PEW_DEMOGRAPHICS
 from langchain_fermi.evaluation.redact import PROFILE_REDACTED, redact_survey_text
+from langchain_fermi.questions import PROFILE_PROMPT
 
-HEAD = "Here is some information about a person.\n"
+HEAD = PROFILE_PROMPT.partition("{profile}")[0]  # the profile prompt's first line
 _KEYS = "|".join(re.escape(d.name) for d in PEW_DEMOGRAPHICS.values())
 _PROFILE_BLOCK = re.compile(re.escape(HEAD) + rf"(?:(?:{_KEYS}): [^\n]*(?:\n|$))+")
 
