@@ -8,6 +8,7 @@
 #
 #   benchmarks/quality_runs.sh planted      # planted personas, >= 20 users, K=4 L=5 T=3, guard on/off
 #   benchmarks/quality_runs.sh planted-full # the paper's prompt form (--prompt-form full)
+#   benchmarks/quality_runs.sh planted-contrast # the contrast meta-prompt (--meta-prompt-style contrast)
 #   benchmarks/quality_runs.sh opinionqa    # W92 respondents, calibrated, references
 #   benchmarks/quality_runs.sh global       # GlobalOpinionQA countries, same setup
 #
@@ -28,13 +29,16 @@ case "${1:-}" in
   planted-full)  # the paper's prompt form (the optimizer rewrites the whole prompt)
     ARGS=(--dataset planted --run-name planted-qwen15-full --n-test 20 --prompt-form full
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,hidden_prompt) ;;
+  planted-contrast)  # the best description's mis-aligned answers first (FERMI_CONTRAST_META_PROMPT)
+    ARGS=(--dataset planted --run-name planted-qwen15-contrast --n-test 20 --meta-prompt-style contrast
+          --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,hidden_prompt}) ;;
   opinionqa)
     ARGS=(--dataset opinionqa --run-name opinionqa-qwen15-calibrated --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_group_majority,ref_knn) ;;
   global)
     ARGS=(--dataset globalopinionqa --run-name globalopinionqa-qwen15 --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_knn) ;;
-  *) echo "usage: $0 planted|planted-full|opinionqa|global" >&2; exit 2 ;;
+  *) echo "usage: $0 planted|planted-full|planted-contrast|opinionqa|global" >&2; exit 2 ;;
 esac
 
 for n in $CHUNKS; do

@@ -36,7 +36,7 @@ _GROUPS = {
     "models and optimization": (
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
-        *("calibration", "guard", "bracket_fallback", "prompt_form"),
+        *("calibration", "guard", "bracket_fallback", "prompt_form", "meta_prompt_style"),
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
@@ -52,6 +52,7 @@ _KEYWORDS: dict[str, dict[str, Any]] = {
     "calibration": {"choices": ["auto", "neutral", "none"]},
     "bracket_fallback": {"choices": ["drop", "reply"]},
     "prompt_form": {"choices": ["addendum", "full"]},
+    "meta_prompt_style": {"choices": ["figure8", "contrast"]},
     "guard": {"action": argparse.BooleanOptionalAction, "default": True},
     "signal_check": {"action": argparse.BooleanOptionalAction, "default": True},
     "run_name": {"default": None},
@@ -70,6 +71,8 @@ _HELP = {
     "on validation opinions (--no-guard: the paper's exact loop)",
     "prompt_form": "addendum: the optimizer writes a paragraph about the person, added to the "
     "profile prompt; full: a whole new prompt (the paper's form)",
+    "meta_prompt_style": "Fermi's optimizer prompt: figure8 (the paper's layout) or contrast "
+    "(the best description's mis-aligned answers first; addendum form only)",
     "signal_check": "measure the target's persona sensitivity first (survey data)",
     "target_model": "smollm2, qwen2.5-coder-1.5b, openai:<model>, x.gguf; None: smollm2",
     "optimizer_model": "as --target-model",

@@ -60,6 +60,7 @@ _CONFIG_OPTIONS = {
     "max_concurrency": ("max_concurrency", "--max-concurrency"),
     "bracket_fallback": ("bracket_fallback", "--bracket-fallback"),
     "prompt_form": ("prompt_form", "--prompt-form"),
+    "meta_prompt_style": ("meta_prompt_style", "--meta-prompt-style"),
 }
 
 
@@ -263,6 +264,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="addendum (default): the optimizer writes a paragraph added to the profile prompt; "
         "full: a whole new prompt (the paper's form)",
+    )
+    p.add_argument(
+        "--meta-prompt-style",
+        choices=["figure8", "contrast"],
+        default=None,
+        help="Fermi's optimizer prompt: figure8 (default, the paper's layout) or contrast (the "
+        "best description's mis-aligned answers first; addendum form only)",
     )
     p.add_argument(
         "--checkpoint",

@@ -146,6 +146,9 @@ class BenchConfig(BaseModel):
         description="what the optimizer writes: a paragraph added to the profile prompt, or a "
         "whole new prompt (FermiConfig.prompt_form)",
     )
+    meta_prompt_style: Literal["figure8", "contrast"] = Field(
+        "figure8", description="Fermi's optimizer prompt (FermiConfig.meta_prompt_style)"
+    )
     bracket_fallback: Literal["drop", "reply"] = Field(
         "drop", description="an optimizer reply with no [...]: drop it, or use the whole reply"
     )
@@ -228,4 +231,5 @@ class BenchConfig(BaseModel):
             guard=self.guard and guarded,
             bracket_fallback=self.bracket_fallback,
             prompt_form=self.prompt_form,
+            meta_prompt_style=self.meta_prompt_style,
         )

@@ -64,9 +64,17 @@ _NEUTRAL_FIELDS = frozenset(
 )
 
 
+# Settings added after runs were committed, with the value those runs used: at that value they
+# stay out of the hash, so the earlier runs' fingerprints (and finished users) stay valid.
+_LATER_FIELDS = {"meta_prompt_style": "figure8"}
+
+
 def config_fingerprint(config: BenchConfig, target_id: str, optimizer_id: str | None) -> str:
     """Hash of every setting that changes a user's results, models included."""
     data = config.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS))
+    for name, old in _LATER_FIELDS.items():
+        if data.get(name) == old:
+            del data[name]
     data["target_model_id"] = target_id
     data["optimizer_model_id"] = optimizer_id
     raw = json.dumps(data, sort_keys=True)

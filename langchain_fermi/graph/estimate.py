@@ -287,6 +287,7 @@ def _simulate(
             num_questions=n,
             max_failures_shown=config.max_failures_shown,
             form=config.prompt_form,
+            style=config.meta_prompt_style,
         )
         prompt_tokens = estimate_tokens(meta) + _MESSAGE_FRAMING
         total = total + Cost(

@@ -155,6 +155,7 @@ def meta_prompt(state: FermiState, ctx: FermiContext) -> str:
         num_questions=len(state.get("scoring_ids", [])),
         max_failures_shown=ctx.config.max_failures_shown,
         form=ctx.config.prompt_form,
+        style=ctx.config.meta_prompt_style,
     )
 
 

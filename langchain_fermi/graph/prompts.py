@@ -15,11 +15,13 @@ from langchain_fermi.types import OPTION_LETTERS, MisalignedCase, Opinion, Score
 
 __all__ = [
     "FERMI_ADDENDUM_META_PROMPT",
+    "FERMI_CONTRAST_META_PROMPT",
     "FERMI_META_PROMPT",
     "INSERTION_MARKER",
     "OPRO_ADDENDUM_META_PROMPT",
     "OPRO_META_PROMPT",
     "build_meta_prompt",
+    "format_contrast_memory",
     "format_demos",
     "format_fermi_memory",
     "format_opro_memory",
@@ -89,6 +91,28 @@ of two to four sentences that starts with "This person". Reply with the paragrap
 square brackets, and use square brackets nowhere else."""
 """Fermi's meta-prompt for ``prompt_form="addendum"``: the optimizer writes only what is added
 to the profile prompt, so a small model cannot garble the profile (FERMI.md: a choice)."""
+
+FERMI_CONTRAST_META_PROMPT = """\
+Below are multiple-choice questions where an AI model's answer differed from a person's own \
+answer. The model already reads the person's personal information and the best description of \
+the person so far; it still answers these questions differently from the person:
+
+{cases}
+
+Descriptions of the person tried so far, with the share of {num_questions} questions the model \
+then answered as the person did, in ascending order:
+
+{memory}
+Compare each of the person's answers with the model's answer. What do the person's answers have \
+in common? What attitudes, beliefs, trust or mistrust, hopes or worries do they reveal? Write a \
+new description of the person, different from the ones tried, in two to four sentences that \
+start with "This person". Reply with the description only, in square brackets, and use square \
+brackets nowhere else."""
+"""Fermi's meta-prompt for ``meta_prompt_style="contrast"`` (addendum form only): the mis-aligned
+answers of the best description come first and whole, the memory follows as texts and scores,
+and neither the profile nor demonstrations are shown. Measured on planted users with
+Qwen2.5-Coder-1.5B as optimizer: the Figure 8 layout leads a small model to restate the profile
+("a well-educated woman ... Democrat"), this one to name what the answers share (README)."""
 
 OPRO_ADDENDUM_META_PROMPT = """\
 Your task is to write a text that is added to an AI model's instructions before it answers \
@@ -201,6 +225,28 @@ def format_opro_memory(
     return "\n".join(f"text:\n{render(sp.text)}\nscore:\n{sp.score:.2f}\n" for sp in ascending)
 
 
+def format_contrast_memory(
+    memory: Sequence[ScoredPrompt],
+    *,
+    max_failures_shown: int = 10,
+    render: Callable[[str], str] = _as_is,
+) -> tuple[str, str]:
+    """The contrast meta-prompt's two blocks: the best prompt's mis-aligned cases, and the
+    memory as texts and scores in ascending order. ``memory`` is best first."""
+    if not memory:
+        return "(none yet)", "(no previous descriptions)\n"
+    best = memory[0]
+    shown = best.misaligned[:max_failures_shown]
+    lines = [_case_line(c) for c in shown] or ["(none: the model already answers as the person)"]
+    if len(best.misaligned) > len(shown):
+        lines.append(f"- ... and {len(best.misaligned) - len(shown)} more.")
+    texts = "\n".join(
+        f"Description {n}:\n{render(sp.text)}\nScore: {sp.score:.2f}\n"
+        for n, sp in enumerate(reversed(memory), start=1)
+    )
+    return "\n".join(lines), texts
+
+
 def addendum_renderer(user: UserProfile) -> Callable[[str], str]:
     """Show a prompt of the addendum form as its paragraph (`NOTHING_ADDED` for the profile
     prompt); any other prompt (a warm start) whole."""
@@ -237,24 +283,40 @@ def build_meta_prompt(
     max_failures_shown: int = 10,
     opro_include_demos: bool = False,
     form: str = "full",
+    style: str = "figure8",
 ) -> str:
     """The optimizer's prompt for ``variant`` ``"fermi"`` or ``"opro"``.
 
     The OPRO ablation shows texts and scores only: no failure cases, no personal framing and no
     profile (demonstrations only when ``opro_include_demos``, as in the original OPRO paper).
     ``form="addendum"``: the optimizer is shown, and writes, only the paragraph added to the
-    profile prompt (`FermiConfig.prompt_form`).
+    profile prompt (`FermiConfig.prompt_form`). ``style="contrast"`` (Fermi, addendum form):
+    `FERMI_CONTRAST_META_PROMPT` instead of the paper's Figure 8 layout
+    (`FermiConfig.meta_prompt_style`).
     """
     if form not in ("full", "addendum"):
         msg = f"unknown prompt form {form!r}; expected 'addendum' or 'full'"
         raise ValueError(msg)
+    if style not in ("figure8", "contrast"):
+        msg = f"unknown meta-prompt style {style!r}; expected 'figure8' or 'contrast'"
+        raise ValueError(msg)
     addendum = form == "addendum"
+    if style == "contrast" and not addendum:
+        msg = "meta-prompt style 'contrast' needs form='addendum' (it asks for a description)"
+        raise ValueError(msg)
     render = addendum_renderer(user) if addendum else _as_is
     if variant == "opro":
         shown = demos if opro_include_demos else ()
         return (OPRO_ADDENDUM_META_PROMPT if addendum else OPRO_META_PROMPT).format(
             memory=format_opro_memory(memory, render=render),
             demos=format_demos(shown, header=OPRO_DEMOS_HEADER),
+        )
+    if variant == "fermi" and style == "contrast":
+        cases, texts = format_contrast_memory(
+            memory, max_failures_shown=max_failures_shown, render=render
+        )
+        return FERMI_CONTRAST_META_PROMPT.format(
+            cases=cases, memory=texts, num_questions=num_questions
         )
     if variant == "fermi":
         return (FERMI_ADDENDUM_META_PROMPT if addendum else FERMI_META_PROMPT).format(

@@ -97,6 +97,11 @@ class FermiStudioContext(BaseModel):
         description="addendum: the optimizer writes a paragraph added to the profile prompt; "
         "full: a whole new prompt (the paper's form)",
     )
+    meta_prompt_style: Literal["figure8", "contrast"] = Field(
+        "figure8",
+        description="Fermi's optimizer prompt: figure8 (the paper's layout) or contrast (the best "
+        "description's mis-aligned answers first; addendum form only)",
+    )
     save: bool = Field(True, description="save the learned prompts to the server's store")
 
 
@@ -152,6 +157,7 @@ def studio_config(
         patience=ctx.patience,
         bracket_fallback=ctx.bracket_fallback,
         prompt_form=ctx.prompt_form,
+        meta_prompt_style=ctx.meta_prompt_style,
     )
 
 

@@ -66,6 +66,13 @@ class FermiConfig(BaseModel):
         "added to the profile prompt (the profile is kept word for word); 'full', a whole new "
         "prompt (the paper's form). Small optimizers garble the profile when they rewrite it",
     )
+    meta_prompt_style: Literal["figure8", "contrast"] = Field(
+        "figure8",
+        description="Fermi's optimizer prompt: 'figure8', the paper's layout (profile, memory with "
+        "the lowest text's failures, demonstrations); 'contrast', the best text's failures first, "
+        "the memory as texts and scores, no profile or demonstrations (addendum form only; "
+        "graph.prompts.FERMI_CONTRAST_META_PROMPT)",
+    )
     patience: int | None = Field(
         None, ge=1, description="stop after this many non-improving iterations"
     )
@@ -108,6 +115,13 @@ class FermiConfig(BaseModel):
         description="end each optimizer reply at its first ']' (the new prompt is complete there; "
         "saves the tokens a model writes after it); False: replies run to their token limit",
     )
+
+    @model_validator(mode="after")
+    def _style_fits_form(self) -> FermiConfig:
+        if self.meta_prompt_style == "contrast" and self.prompt_form != "addendum":
+            msg = "meta_prompt_style='contrast' needs prompt_form='addendum'"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="before")
     @classmethod
