@@ -1,0 +1,124 @@
+"""Two planted runs side by side on the users they share: each run's Fermi+RoP accuracy, the
+paired difference, and the share of the held-out gap between the profile and the hidden prompt
+each recovers, for all shared users, per hidden trait and, with ``--exclude``, for the users
+not listed (say, those looked at while a setting was designed).
+
+    python -m benchmarks.compare_planted benchmarks/results/planted-qwen15 \\
+        benchmarks/results/planted-qwen15-contrast --exclude 286663-pessimist,... \\
+        --out benchmarks/results/planted-qwen15-contrast/comparison.json
+
+Prints a table and writes a JSON report (run names relative to the results folder, no paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from langchain_fermi.evaluation.metrics import paired_bootstrap_ci
+
+METHOD = "fermi_rop"
+
+
+def load_users(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Held-out accuracy per method, by user id, from a run's ``users/`` files."""
+    out: dict[str, dict[str, float]] = {}
+    for f in sorted((run_dir / "users").glob("*.json")):
+        user = json.loads(f.read_text(encoding="utf-8"))
+        out[user["user_id"]] = {m: r["accuracy"] for m, r in user["methods"].items()}
+    return out
+
+
+def gap_share(gain: np.ndarray, gap: np.ndarray, *, seed: int, n: int) -> dict[str, float]:
+    """Ratio of mean gains with a user-bootstrap 95 % interval (as the run reports do)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(gain), size=(n, len(gain)))
+    ratios = gain[idx].mean(axis=1) / np.maximum(gap[idx].mean(axis=1), 1e-9)
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return {"recovered": float(gain.mean() / gap.mean()), "low": float(low), "high": float(high)}
+
+
+def compare(
+    a: dict[str, dict[str, float]],
+    b: dict[str, dict[str, float]],
+    ids: list[str],
+    *,
+    seed: int = 0,
+    n: int = 2000,
+) -> dict[str, Any]:
+    """Run A vs run B on ``ids``: both runs' profile and hidden rows must agree (same users)."""
+    for i in ids:
+        for m in ("profile", "hidden_prompt"):
+            if abs(a[i][m] - b[i][m]) > 1e-9:
+                msg = f"user {i}: {m} differs between the runs ({a[i][m]} vs {b[i][m]})"
+                raise ValueError(msg)
+    profile = np.array([a[i]["profile"] for i in ids])
+    gap = np.array([a[i]["hidden_prompt"] for i in ids]) - profile
+    acc_a = np.array([a[i][METHOD] for i in ids])
+    acc_b = np.array([b[i][METHOD] for i in ids])
+    diff = paired_bootstrap_ci(list(acc_b), list(acc_a), n_samples=n, seed=seed)
+    return {
+        "users": len(ids),
+        "profile": float(profile.mean()),
+        "hidden_prompt": float((profile + gap).mean()),
+        "a": float(acc_a.mean()),
+        "b": float(acc_b.mean()),
+        "b_minus_a": {"mean": diff.mean, "low": diff.low, "high": diff.high},
+        "gap_a": gap_share(acc_a - profile, gap, seed=seed, n=n),
+        "gap_b": gap_share(acc_b - profile, gap, seed=seed, n=n),
+    }
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    d, ga, gb = r["b_minus_a"], r["gap_a"], r["gap_b"]
+    return (
+        f"| {name} | {r['users']} | {r['profile']:.3f} | {r['a']:.3f} | {r['b']:.3f} | "
+        f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] | "
+        f"{ga['recovered']:.0%} [{ga['low']:.0%}, {ga['high']:.0%}] | "
+        f"{gb['recovered']:.0%} [{gb['low']:.0%}, {gb['high']:.0%}] |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_a", type=Path, help="the reference run folder")
+    p.add_argument("run_b", type=Path, help="the run compared with it")
+    p.add_argument("--exclude", default="", help="comma-separated user ids for the last row")
+    p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    args = p.parse_args(argv)
+    a, b = load_users(args.run_a), load_users(args.run_b)
+    shared = [i for i in a if i in b and METHOD in a[i] and METHOD in b[i]]
+    if not shared:
+        p.error("the runs share no finished user")
+    groups = {"all": shared}
+    for trait in sorted({i.rsplit("-", 1)[-1] for i in shared}):
+        groups[trait] = [i for i in shared if i.endswith(f"-{trait}")]
+    excluded = {s for s in args.exclude.split(",") if s}
+    if excluded:
+        groups["not excluded"] = [i for i in shared if i not in excluded]
+    results = {name: compare(a, b, ids) for name, ids in groups.items() if ids}
+    print(f"A = {args.run_a.name}, B = {args.run_b.name}; {METHOD}, held-out accuracy")
+    print("| users | n | profile | A | B | B − A, paired [95 % CI] | A: gap recovered | "
+          "B: gap recovered |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(_row(name, r))
+    if args.out:
+        report = {
+            "run_a": args.run_a.name,
+            "run_b": args.run_b.name,
+            "method": METHOD,
+            "excluded": sorted(excluded),
+            "groups": results,
+        }
+        args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

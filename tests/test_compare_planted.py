@@ -1,0 +1,46 @@
+"""`benchmarks.compare_planted`: two planted runs compared on the users they share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.compare_planted import main
+
+
+def _run(folder: Path, fermi: dict[str, float], profile: float = 0.5) -> Path:
+    users = folder / "users"
+    users.mkdir(parents=True)
+    for uid, acc in fermi.items():
+        methods = {
+            "profile": {"accuracy": profile},
+            "hidden_prompt": {"accuracy": 1.0},
+            "fermi_rop": {"accuracy": acc},
+        }
+        (users / f"{uid}.json").write_text(json.dumps({"user_id": uid, "methods": methods}))
+    return folder
+
+
+def test_compares_shared_users_by_trait_and_subset(tmp_path: Path, capsys) -> None:
+    a = _run(tmp_path / "a", {"u1-optimist": 0.75, "u2-pessimist": 0.5, "u3-pessimist": 0.5})
+    b = _run(tmp_path / "b", {"u1-optimist": 1.0, "u2-pessimist": 0.75, "u4-pessimist": 1.0})
+    out = tmp_path / "cmp.json"
+    assert main([str(a), str(b), "--exclude", "u1-optimist", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["run_a"] == "a" and str(tmp_path) not in out.read_text()
+    groups = report["groups"]
+    assert groups["all"]["users"] == 2  # u3 and u4 are in one run only
+    assert groups["all"]["b_minus_a"]["mean"] == pytest.approx(0.25)
+    assert groups["all"]["gap_a"]["recovered"] == pytest.approx(0.25)  # 0.125 of a 0.5 gap
+    assert groups["all"]["gap_b"]["recovered"] == pytest.approx(0.75)
+    assert groups["pessimist"]["users"] == 1 and groups["not excluded"]["users"] == 1
+    assert "| optimist | 1 |" in capsys.readouterr().out
+
+
+def test_refuses_runs_on_different_users(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a", {"u1-optimist": 0.75})
+    b = _run(tmp_path / "b", {"u1-optimist": 0.75}, profile=0.25)
+    with pytest.raises(ValueError, match="profile differs"):
+        main([str(a), str(b)])
