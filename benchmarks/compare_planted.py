@@ -1,7 +1,9 @@
 """Two planted runs side by side on the users they share: each run's Fermi+RoP accuracy, the
 paired difference, and the share of the held-out gap between the profile and the hidden prompt
 each recovers, for all shared users, per hidden trait and, with ``--exclude``, for the users
-not listed (say, those looked at while a setting was designed).
+not listed (say, those looked at while a setting was designed). ``--control opro`` adds the same
+comparison for a method whose settings the two runs share: its difference is what a rerun
+alone changes (the optimizer samples differently each run).
 
     python -m benchmarks.compare_planted benchmarks/results/planted-qwen15 \\
         benchmarks/results/planted-qwen15-contrast --exclude 286663-pessimist,... \\
@@ -49,6 +51,7 @@ def compare(
     *,
     seed: int = 0,
     n: int = 2000,
+    method: str = METHOD,
 ) -> dict[str, Any]:
     """Run A vs run B on ``ids``: both runs' profile and hidden rows must agree (same users)."""
     for i in ids:
@@ -58,8 +61,8 @@ def compare(
                 raise ValueError(msg)
     profile = np.array([a[i]["profile"] for i in ids])
     gap = np.array([a[i]["hidden_prompt"] for i in ids]) - profile
-    acc_a = np.array([a[i][METHOD] for i in ids])
-    acc_b = np.array([b[i][METHOD] for i in ids])
+    acc_a = np.array([a[i][method] for i in ids])
+    acc_b = np.array([b[i][method] for i in ids])
     diff = paired_bootstrap_ci(list(acc_b), list(acc_a), n_samples=n, seed=seed)
     return {
         "users": len(ids),
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_a", type=Path, help="the reference run folder")
     p.add_argument("run_b", type=Path, help="the run compared with it")
     p.add_argument("--exclude", default="", help="comma-separated user ids for the last row")
+    p.add_argument("--control", default=None, help="a method the two runs share unchanged")
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = p.parse_args(argv)
     a, b = load_users(args.run_a), load_users(args.run_b)
@@ -101,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     if excluded:
         groups["not excluded"] = [i for i in shared if i not in excluded]
     results = {name: compare(a, b, ids) for name, ids in groups.items() if ids}
+    if args.control:
+        both = [i for i in shared if args.control in a[i] and args.control in b[i]]
+        if both:
+            results[f"control: {args.control}"] = compare(a, b, both, method=args.control)
     print(f"A = {args.run_a.name}, B = {args.run_b.name}; {METHOD}, held-out accuracy")
     print("| users | n | profile | A | B | B − A, paired [95 % CI] | A: gap recovered | "
           "B: gap recovered |")  # fmt: skip
@@ -113,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             "run_b": args.run_b.name,
             "method": METHOD,
             "excluded": sorted(excluded),
+            "control": args.control,
             "groups": results,
         }
         args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -18,6 +18,7 @@ def _run(folder: Path, fermi: dict[str, float], profile: float = 0.5) -> Path:
             "profile": {"accuracy": profile},
             "hidden_prompt": {"accuracy": 1.0},
             "fermi_rop": {"accuracy": acc},
+            "opro": {"accuracy": 0.5},
         }
         (users / f"{uid}.json").write_text(json.dumps({"user_id": uid, "methods": methods}))
     return folder
@@ -27,7 +28,8 @@ def test_compares_shared_users_by_trait_and_subset(tmp_path: Path, capsys) -> No
     a = _run(tmp_path / "a", {"u1-optimist": 0.75, "u2-pessimist": 0.5, "u3-pessimist": 0.5})
     b = _run(tmp_path / "b", {"u1-optimist": 1.0, "u2-pessimist": 0.75, "u4-pessimist": 1.0})
     out = tmp_path / "cmp.json"
-    assert main([str(a), str(b), "--exclude", "u1-optimist", "--out", str(out)]) == 0
+    args = ["--exclude", "u1-optimist", "--control", "opro", "--out", str(out)]
+    assert main([str(a), str(b), *args]) == 0
     report = json.loads(out.read_text())
     assert report["run_a"] == "a" and str(tmp_path) not in out.read_text()
     groups = report["groups"]
@@ -36,6 +38,7 @@ def test_compares_shared_users_by_trait_and_subset(tmp_path: Path, capsys) -> No
     assert groups["all"]["gap_a"]["recovered"] == pytest.approx(0.25)  # 0.125 of a 0.5 gap
     assert groups["all"]["gap_b"]["recovered"] == pytest.approx(0.75)
     assert groups["pessimist"]["users"] == 1 and groups["not excluded"]["users"] == 1
+    assert groups["control: opro"]["b_minus_a"]["mean"] == 0.0  # same in both runs
     assert "| optimist | 1 |" in capsys.readouterr().out
 
 
