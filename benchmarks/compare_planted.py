@@ -27,12 +27,15 @@ METHOD = "fermi_rop"
 
 
 def load_users(run_dir: Path) -> dict[str, dict[str, float]]:
-    """Held-out accuracy per method, by user id, from a run's ``users/`` files."""
-    out: dict[str, dict[str, float]] = {}
-    for f in sorted((run_dir / "users").glob("*.json")):
-        user = json.loads(f.read_text(encoding="utf-8"))
-        out[user["user_id"]] = {m: r["accuracy"] for m, r in user["methods"].items()}
-    return out
+    """Held-out accuracy per method, by user id: the users of the run's ``report.json`` (what
+    its tables are about), or every file in ``users/`` when there is no report yet."""
+    report = run_dir / "report.json"
+    if report.is_file():
+        users = json.loads(report.read_text(encoding="utf-8"))["users"]
+    else:
+        files = sorted((run_dir / "users").glob("*.json"))
+        users = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    return {u["user_id"]: {m: r["accuracy"] for m, r in u["methods"].items()} for u in users}
 
 
 def gap_share(gain: np.ndarray, gap: np.ndarray, *, seed: int, n: int) -> dict[str, float]:

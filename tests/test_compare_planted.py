@@ -42,6 +42,16 @@ def test_compares_shared_users_by_trait_and_subset(tmp_path: Path, capsys) -> No
     assert "| optimist | 1 |" in capsys.readouterr().out
 
 
+def test_reads_the_users_of_the_report_when_there_is_one(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a", {"u1-optimist": 0.75, "u2-optimist": 0.5})
+    b = _run(tmp_path / "b", {"u1-optimist": 1.0, "u2-optimist": 1.0})
+    finished = json.loads((b / "users" / "u1-optimist.json").read_text())
+    (b / "report.json").write_text(json.dumps({"users": [finished]}))  # u2 came after it
+    out = tmp_path / "cmp.json"
+    assert main([str(a), str(b), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["groups"]["all"]["users"] == 1
+
+
 def test_refuses_runs_on_different_users(tmp_path: Path) -> None:
     a = _run(tmp_path / "a", {"u1-optimist": 0.75})
     b = _run(tmp_path / "b", {"u1-optimist": 0.75}, profile=0.25)
