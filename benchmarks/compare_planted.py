@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from langchain_fermi.evaluation.metrics import paired_bootstrap_ci
+from langchain_fermi.evaluation.report import gap_share
 
 METHOD = "fermi_rop"
 
@@ -36,15 +37,6 @@ def load_users(run_dir: Path) -> dict[str, dict[str, float]]:
         files = sorted((run_dir / "users").glob("*.json"))
         users = [json.loads(f.read_text(encoding="utf-8")) for f in files]
     return {u["user_id"]: {m: r["accuracy"] for m, r in u["methods"].items()} for u in users}
-
-
-def gap_share(gain: np.ndarray, gap: np.ndarray, *, seed: int, n: int) -> dict[str, float]:
-    """Ratio of mean gains with a user-bootstrap 95 % interval (as the run reports do)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(gain), size=(n, len(gain)))
-    ratios = gain[idx].mean(axis=1) / np.maximum(gap[idx].mean(axis=1), 1e-9)
-    low, high = np.quantile(ratios, [0.025, 0.975])
-    return {"recovered": float(gain.mean() / gap.mean()), "low": float(low), "high": float(high)}
 
 
 def compare(
@@ -74,9 +66,13 @@ def compare(
         "a": float(acc_a.mean()),
         "b": float(acc_b.mean()),
         "b_minus_a": {"mean": diff.mean, "low": diff.low, "high": diff.high},
-        "gap_a": gap_share(acc_a - profile, gap, seed=seed, n=n),
-        "gap_b": gap_share(acc_b - profile, gap, seed=seed, n=n),
+        "gap_a": gap_share(list(acc_a - profile), list(gap), n_samples=n, seed=seed),
+        "gap_b": gap_share(list(acc_b - profile), list(gap), n_samples=n, seed=seed),
     }
+
+
+def _share(g: dict[str, float] | None) -> str:
+    return f"{g['recovered']:.0%} [{g['ci_low']:.0%}, {g['ci_high']:.0%}]" if g else "n/a"
 
 
 def _row(name: str, r: dict[str, Any]) -> str:
@@ -84,8 +80,7 @@ def _row(name: str, r: dict[str, Any]) -> str:
     return (
         f"| {name} | {r['users']} | {r['profile']:.3f} | {r['a']:.3f} | {r['b']:.3f} | "
         f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] | "
-        f"{ga['recovered']:.0%} [{ga['low']:.0%}, {ga['high']:.0%}] | "
-        f"{gb['recovered']:.0%} [{gb['low']:.0%}, {gb['high']:.0%}] |"
+        f"{_share(ga)} | {_share(gb)} |"
     )
 
 

@@ -22,7 +22,7 @@ from langchain_fermi.evaluation.schema import (
 from langchain_fermi.evaluation.signal import SignalCheck
 from langchain_fermi.types import Cost
 
-__all__ = ["REFERENCE_METHOD", "build_report", "format_table", "user_accuracy"]
+__all__ = ["REFERENCE_METHOD", "build_report", "format_table", "gap_share", "user_accuracy"]
 
 REFERENCE_METHOD = "fermi_rop"
 """Differences are reported as this method minus each other method, paired by user."""
@@ -95,6 +95,26 @@ def _optimization_summary(results: Sequence[UserResult], variant: str) -> dict[s
     }
 
 
+def gap_share(
+    gain: Sequence[float], gap: Sequence[float], *, n_samples: int, seed: int
+) -> dict[str, float] | None:
+    """The share of the mean ``gap`` that the mean ``gain`` covers (one value of each per
+    user), with a user-bootstrap 95 % interval; ``None`` when the mean gap is not positive."""
+    gains, gaps = np.asarray(gain, dtype=float), np.asarray(gap, dtype=float)
+    if not len(gains) or gaps.mean() <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(gains), size=(n_samples, len(gains)))
+    ratios = gains[idx].mean(axis=1) / np.maximum(gaps[idx].mean(axis=1), 1e-9)
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return {
+        "recovered": float(gains.mean() / gaps.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "gap": float(gaps.mean()),
+    }
+
+
 def gap_recovery(
     results: Sequence[UserResult], method: str, *, n_samples: int, seed: int
 ) -> dict[str, float] | None:
@@ -104,22 +124,9 @@ def gap_recovery(
         m in r.methods for r in results for m in (method, "profile", "hidden_prompt")
     ):
         return None
-    gain = np.array([user_accuracy(r, method) - user_accuracy(r, "profile") for r in results])
-    gap = np.array(
-        [user_accuracy(r, "hidden_prompt") - user_accuracy(r, "profile") for r in results]
-    )
-    if gap.mean() <= 0:
-        return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(results), size=(n_samples, len(results)))
-    ratios = gain[idx].mean(axis=1) / np.maximum(gap[idx].mean(axis=1), 1e-9)
-    low, high = np.quantile(ratios, [0.025, 0.975])
-    return {
-        "recovered": float(gain.mean() / gap.mean()),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "gap": float(gap.mean()),
-    }
+    gain = [user_accuracy(r, method) - user_accuracy(r, "profile") for r in results]
+    gap = [user_accuracy(r, "hidden_prompt") - user_accuracy(r, "profile") for r in results]
+    return gap_share(gain, gap, n_samples=n_samples, seed=seed)
 
 
 def _sum(costs: Sequence[Cost]) -> Cost:
