@@ -52,9 +52,15 @@ def _mypy(tmp_path: Path, code: str) -> tuple[str, int]:
     return out + err, code_
 
 
+def _ours(line: str) -> bool:
+    """A line about the checked file. Matched by name, not by folder: when the file's text is
+    the same as in an earlier run, mypy's cache replays that run's messages, with its path."""
+    return line.split(":", 1)[0].endswith("/uses.py")
+
+
 def test_public_names_are_typed_and_k_l_t_type_check(tmp_path: Path) -> None:
     out, _ = _mypy(tmp_path, USES)
-    mine = [line for line in out.splitlines() if line.startswith(str(tmp_path))]
+    mine = [line for line in out.splitlines() if _ours(line)]
     assert not [line for line in mine if ": error:" in line], out
     revealed = [line.split("Revealed type is ")[1] for line in mine if "Revealed type" in line]
     assert len(revealed) == 4 and not any(r.strip('"') == "Any" for r in revealed), revealed
@@ -63,9 +69,7 @@ def test_public_names_are_typed_and_k_l_t_type_check(tmp_path: Path) -> None:
 
 def test_misuse_is_reported(tmp_path: Path) -> None:
     out, code = _mypy(tmp_path, MISUSES)
-    errors = [
-        line for line in out.splitlines() if line.startswith(str(tmp_path)) and "error" in line
-    ]
+    errors = [line for line in out.splitlines() if _ours(line) and "error" in line]
     assert len(errors) == 3, out
     assert code == 1
 
