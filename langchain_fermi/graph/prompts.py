@@ -166,6 +166,14 @@ def _case_line(case: MisalignedCase) -> str:
     )
 
 
+def _case_lines(cases: Sequence[MisalignedCase], max_shown: int) -> list[str]:
+    """The first ``max_shown`` cases in full, then how many more there are."""
+    lines = [_case_line(c) for c in cases[:max_shown]]
+    if len(cases) > max_shown:
+        lines.append(f"- ... and {len(cases) - max_shown} more.")
+    return lines
+
+
 def _as_is(text: str) -> str:
     return text.strip()
 
@@ -193,15 +201,11 @@ def format_fermi_memory(
     for n, sp in enumerate(ascending, start=1):
         head = f"Text {n}:\n{render(sp.text)}\nScore: {sp.score:.2f}"
         if n == 1:
-            shown = first.misaligned[:max_failures_shown]
             if not first.misaligned:
                 body = "Mis-aligned questions: none."
             else:
                 lines = [f"Mis-aligned questions ({len(first.misaligned)}):"]
-                lines += [_case_line(c) for c in shown]
-                hidden = len(first.misaligned) - len(shown)
-                if hidden > 0:
-                    lines.append(f"- ... and {hidden} more.")
+                lines += _case_lines(first.misaligned, max_failures_shown)
                 body = "\n".join(lines)
         else:
             shared = [c.index for c in sp.misaligned if c.opinion_id in first_ids]
@@ -235,11 +239,8 @@ def format_contrast_memory(
     memory as texts and scores in ascending order. ``memory`` is best first."""
     if not memory:
         return "(none yet)", "(no previous descriptions)\n"
-    best = memory[0]
-    shown = best.misaligned[:max_failures_shown]
-    lines = [_case_line(c) for c in shown] or ["(none: the model already answers as the person)"]
-    if len(best.misaligned) > len(shown):
-        lines.append(f"- ... and {len(best.misaligned) - len(shown)} more.")
+    lines = _case_lines(memory[0].misaligned, max_failures_shown)
+    lines = lines or ["(none: the model already answers as the person)"]
     texts = "\n".join(
         f"Description {n}:\n{render(sp.text)}\nScore: {sp.score:.2f}\n"
         for n, sp in enumerate(reversed(memory), start=1)
