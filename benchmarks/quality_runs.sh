@@ -9,6 +9,7 @@
 #   benchmarks/quality_runs.sh planted      # planted personas, >= 20 users, K=4 L=5 T=3, guard on/off
 #   benchmarks/quality_runs.sh planted-full # the paper's prompt form (--prompt-form full)
 #   benchmarks/quality_runs.sh planted-contrast # the contrast meta-prompt (--meta-prompt-style contrast)
+#   benchmarks/quality_runs.sh planted-contrast-t5 # the same with T = 5 iterations (Fermi and OPRO)
 #   benchmarks/quality_runs.sh opinionqa    # W92 respondents, calibrated, references
 #   benchmarks/quality_runs.sh global       # GlobalOpinionQA countries, same setup
 #
@@ -18,8 +19,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CHUNKS=${CHUNKS:-"4 8 12 16 20"}
 MODEL=qwen2.5-coder-1.5b
-COMMON=(--target-model "$MODEL" --optimizer-model "$MODEL" -K 4 -L 5 -T 3 --n-optimize 20
-        --optimizer-max-tokens 256 --bracket-fallback reply --naive-probe 0 --no-progress -v)
+ITERATIONS=3
 
 case "${1:-}" in
   planted)
@@ -32,14 +32,21 @@ case "${1:-}" in
   planted-contrast)  # the best description's mis-aligned answers first (FERMI_CONTRAST_META_PROMPT)
     ARGS=(--dataset planted --run-name planted-qwen15-contrast --n-test 20 --meta-prompt-style contrast
           --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,hidden_prompt}) ;;
+  planted-contrast-t5)  # the same, five iterations for Fermi and OPRO (the paper runs T = 10)
+    ITERATIONS=5
+    ARGS=(--dataset planted --run-name planted-qwen15-contrast-t5 --n-test 20 --meta-prompt-style contrast
+          --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,hidden_prompt}) ;;
   opinionqa)
     ARGS=(--dataset opinionqa --run-name opinionqa-qwen15-calibrated --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_group_majority,ref_knn) ;;
   global)
     ARGS=(--dataset globalopinionqa --run-name globalopinionqa-qwen15 --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_knn) ;;
-  *) echo "usage: $0 planted|planted-full|planted-contrast|opinionqa|global" >&2; exit 2 ;;
+  *) echo "usage: $0 planted|planted-full|planted-contrast|planted-contrast-t5|opinionqa|global" >&2; exit 2 ;;
 esac
+
+COMMON=(--target-model "$MODEL" --optimizer-model "$MODEL" -K 4 -L 5 -T "$ITERATIONS" --n-optimize 20
+        --optimizer-max-tokens 256 --bracket-fallback reply --naive-probe 0 --no-progress -v)
 
 for n in $CHUNKS; do
   echo "=== $1: --max-users $n ($(date -u +%H:%M:%S))"
