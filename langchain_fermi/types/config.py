@@ -53,7 +53,13 @@ class FermiConfig(BaseModel):
     memory_size: int = Field(DEFAULT_MEMORY_SIZE, alias="L", ge=1, description="L")
     iterations: int = Field(DEFAULT_ITERATIONS, alias="T", ge=0, description="T")
     num_neighbors: int = Field(DEFAULT_NUM_NEIGHBORS, ge=1, description="Ñ at inference")
-    demo_fraction: float = Field(DEFAULT_DEMO_FRACTION, ge=0.0, lt=1.0)
+    demo_fraction: float = Field(
+        DEFAULT_DEMO_FRACTION,
+        ge=0.0,
+        lt=1.0,
+        description="share of the opinions shown to the optimizer as demonstrations instead of "
+        "scored; unused (all are scored) when the meta-prompt shows none (Fermi, 'contrast')",
+    )
     tau: float = Field(DEFAULT_TAU, gt=0.0, le=1.0, description="mis-aligned when s < tau")
     target_temperature: float = Field(0.0, ge=0.0)
     optimizer_temperature: float = Field(1.0, ge=0.0)
@@ -115,6 +121,17 @@ class FermiConfig(BaseModel):
         description="end each optimizer reply at its first ']' (the new prompt is complete there; "
         "saves the tokens a model writes after it); False: replies run to their token limit",
     )
+
+    @property
+    def effective_demo_fraction(self) -> float:
+        """The share of opinions actually set aside as demonstrations.
+
+        The contrast meta-prompt shows no demonstrations, so Fermi with it scores every opinion
+        (setting some aside would only take them from the optimizer's evidence).
+        """
+        if self.variant == "fermi" and self.meta_prompt_style == "contrast":
+            return 0.0
+        return self.demo_fraction
 
     @model_validator(mode="after")
     def _style_fits_form(self) -> FermiConfig:
