@@ -10,7 +10,6 @@
 #   benchmarks/quality_runs.sh planted-full # the paper's prompt form (--prompt-form full)
 #   benchmarks/quality_runs.sh planted-contrast # the contrast meta-prompt (--meta-prompt-style contrast)
 #   benchmarks/quality_runs.sh planted-contrast-t5 # the same with T = 5 iterations (Fermi and OPRO)
-#                                                  # (its committed run predates scoring every opinion)
 #   benchmarks/quality_runs.sh opinionqa    # W92 respondents, calibrated, references
 #   benchmarks/quality_runs.sh global       # GlobalOpinionQA countries, same setup
 #
@@ -30,10 +29,8 @@ case "${1:-}" in
   planted-full)  # the paper's prompt form (the optimizer rewrites the whole prompt)
     ARGS=(--dataset planted --run-name planted-qwen15-full --n-test 20 --prompt-form full
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,hidden_prompt) ;;
-  planted-contrast)  # the best description's mis-aligned answers first (FERMI_CONTRAST_META_PROMPT);
-    # every opinion scored (no demonstrations set aside). ../planted-qwen15-contrast{,-t5} were made
-    # before that change (20 % of the opinions set aside, unseen) and are kept as they were.
-    ARGS=(--dataset planted --run-name planted-qwen15-contrast-all-scored --n-test 20 --meta-prompt-style contrast
+  planted-contrast)  # the best description's mis-aligned answers first (FERMI_CONTRAST_META_PROMPT)
+    ARGS=(--dataset planted --run-name planted-qwen15-contrast --n-test 20 --meta-prompt-style contrast
           --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,hidden_prompt}) ;;
   planted-contrast-t5)  # the same, five iterations for Fermi and OPRO (the paper runs T = 10)
     ITERATIONS=5

@@ -75,10 +75,6 @@ def config_fingerprint(config: BenchConfig, target_id: str, optimizer_id: str | 
     for name, old in _LATER_FIELDS.items():
         if data.get(name) == old:
             del data[name]
-    if data.get("meta_prompt_style") == "contrast":
-        # contrast runs before 0.2 set 20 % of the opinions aside as demonstrations they never
-        # showed; now every opinion is scored (FermiConfig.effective_demo_fraction)
-        data["contrast_scores_every_opinion"] = True
     data["target_model_id"] = target_id
     data["optimizer_model_id"] = optimizer_id
     raw = json.dumps(data, sort_keys=True)

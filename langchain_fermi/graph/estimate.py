@@ -188,7 +188,7 @@ class _Split:
 def _split(user: UserProfile, config: FermiConfig) -> _Split:
     """The graph's own split (`nodes.split_opinions`) of the user's opinions."""
     scoring, demos = split_scoring_and_demos(
-        user.opinions, user.user_id, demo_fraction=config.effective_demo_fraction, seed=config.seed
+        user.opinions, user.user_id, demo_fraction=config.demo_fraction, seed=config.seed
     )
     held: list[str] = []
     if config.guard:

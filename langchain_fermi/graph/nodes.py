@@ -113,7 +113,7 @@ def split_opinions(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
     """
     user, cfg = load_user(state), ctx.config
     scoring, demos = split_scoring_and_demos(
-        user.opinions, user.user_id, demo_fraction=cfg.effective_demo_fraction, seed=cfg.seed
+        user.opinions, user.user_id, demo_fraction=cfg.demo_fraction, seed=cfg.seed
     )
     guarded: dict[str, Any] = {}
     if cfg.guard:  # validation opinions come out of the scoring split

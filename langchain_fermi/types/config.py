@@ -57,8 +57,9 @@ class FermiConfig(BaseModel):
         DEFAULT_DEMO_FRACTION,
         ge=0.0,
         lt=1.0,
-        description="share of the opinions shown to the optimizer as demonstrations instead of "
-        "scored; unused (all are scored) when the meta-prompt shows none (Fermi, 'contrast')",
+        description="share of the opinions set aside as demonstrations instead of scored (also "
+        "with the contrast meta-prompt, which does not show them: scoring them instead did worse "
+        "on planted users, benchmarks/results/planted-qwen15-contrast-all-scored)",
     )
     tau: float = Field(DEFAULT_TAU, gt=0.0, le=1.0, description="mis-aligned when s < tau")
     target_temperature: float = Field(0.0, ge=0.0)
@@ -121,17 +122,6 @@ class FermiConfig(BaseModel):
         description="end each optimizer reply at its first ']' (the new prompt is complete there; "
         "saves the tokens a model writes after it); False: replies run to their token limit",
     )
-
-    @property
-    def effective_demo_fraction(self) -> float:
-        """The share of opinions actually set aside as demonstrations.
-
-        The contrast meta-prompt shows no demonstrations, so Fermi with it scores every opinion
-        (setting some aside would only take them from the optimizer's evidence).
-        """
-        if self.variant == "fermi" and self.meta_prompt_style == "contrast":
-            return 0.0
-        return self.demo_fraction
 
     @model_validator(mode="after")
     def _style_fits_form(self) -> FermiConfig:
