@@ -112,8 +112,31 @@ def test_bench_passes_the_style_and_keeps_older_fingerprints() -> None:
     assert config.fermi_config("fermi").meta_prompt_style == "contrast"
     old = BenchConfig()
     # the hash of a run made before the setting existed: the same dump without it
-    data = old.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS) | {"meta_prompt_style"})
+    later = {"meta_prompt_style", "max_failures_shown"}  # added after runs were committed
+    data = old.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS) | later)
     data |= {"target_model_id": "t", "optimizer_model_id": "o"}
     before = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     assert config_fingerprint(old, "t", "o") == before
     assert config_fingerprint(config, "t", "o") != before
+
+
+def test_bench_caps_the_cases_shown_and_keeps_older_fingerprints() -> None:
+    import hashlib
+
+    from langchain_fermi.evaluation.runner import _NEUTRAL_FIELDS
+
+    user = make_user()
+    capped = BenchConfig(meta_prompt_style="contrast", max_failures_shown=1)
+    assert capped.fermi_config("fermi").max_failures_shown == 1
+    memory = [_memory(user)[1]]  # the profile prompt alone, two mis-aligned cases
+    kw = {"user": user, "num_questions": 2, "form": "addendum", "style": "contrast"}
+    assert build_meta_prompt("fermi", memory, [], **kw).count("The person's answer:") == 2
+    shown_one = build_meta_prompt("fermi", memory, [], max_failures_shown=1, **kw)
+    assert shown_one.count("The person's answer:") == 1
+    # a run made before the option existed (at its default) keeps its fingerprint
+    old = BenchConfig(meta_prompt_style="contrast")
+    data = old.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS) | {"max_failures_shown"})
+    data |= {"target_model_id": "t", "optimizer_model_id": "o"}
+    before = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    assert config_fingerprint(old, "t", "o") == before
+    assert config_fingerprint(capped, "t", "o") != before

@@ -37,6 +37,7 @@ _GROUPS = {
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
         *("calibration", "guard", "bracket_fallback", "prompt_form", "meta_prompt_style"),
+        "max_failures_shown",
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
@@ -73,6 +74,8 @@ _HELP = {
     "profile prompt; full: a whole new prompt (the paper's form)",
     "meta_prompt_style": "Fermi's optimizer prompt: figure8 (the paper's layout) or contrast "
     "(the best description's mis-aligned answers first; addendum form only)",
+    "max_failures_shown": "mis-aligned cases shown to the optimizer (figure8: the lowest-scoring "
+    "text's; contrast: the best text's)",
     "signal_check": "measure the target's persona sensitivity first (survey data)",
     "target_model": "smollm2, qwen2.5-coder-1.5b, openai:<model>, x.gguf; None: smollm2",
     "optimizer_model": "as --target-model",

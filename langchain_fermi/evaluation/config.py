@@ -152,6 +152,9 @@ class BenchConfig(BaseModel):
     bracket_fallback: Literal["drop", "reply"] = Field(
         "drop", description="an optimizer reply with no [...]: drop it, or use the whole reply"
     )
+    max_failures_shown: int = Field(
+        10, ge=0, description="mis-aligned cases shown to the optimizer (FermiConfig)"
+    )
     signal_check: bool = Field(
         True, description="survey data: measure the target's persona sensitivity first"
     )
@@ -232,4 +235,5 @@ class BenchConfig(BaseModel):
             bracket_fallback=self.bracket_fallback,
             prompt_form=self.prompt_form,
             meta_prompt_style=self.meta_prompt_style,
+            max_failures_shown=self.max_failures_shown,
         )

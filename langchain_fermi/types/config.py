@@ -91,7 +91,12 @@ class FermiConfig(BaseModel):
     max_retries: int = Field(3, ge=0, description="retries of a failing LLM call, with back-off")
     retry_backoff: float = Field(1.0, ge=0.0, description="seconds before the first retry; doubles")
     max_demos: int = Field(8, ge=0, description="cap on demonstrations shown to the optimizer")
-    max_failures_shown: int = Field(10, ge=0, description="cap on the first entry's failures shown")
+    max_failures_shown: int = Field(
+        10,
+        ge=0,
+        description="cap on the mis-aligned cases shown to the optimizer (Figure 8: the lowest-"
+        "scoring text's; contrast: the best text's)",
+    )
     include_final_candidates: bool = Field(
         True, description="score the last generation too (FERMI.md: memory + last generation)"
     )
