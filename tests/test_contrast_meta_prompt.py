@@ -103,28 +103,27 @@ def test_loop_runs_with_the_contrast_prompt() -> None:
     assert estimate.upper.optimizer_prompt_tokens > 0
 
 
-def test_bench_passes_the_style_and_keeps_older_fingerprints() -> None:
+def _hash_without(config: BenchConfig, later: set[str]) -> str:
+    """The fingerprint of a run made before the ``later`` settings existed (dump without them)."""
     import hashlib
 
     from langchain_fermi.evaluation.runner import _NEUTRAL_FIELDS
 
+    data = config.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS) | later)
+    data |= {"target_model_id": "t", "optimizer_model_id": "o"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_bench_passes_the_style_and_keeps_older_fingerprints() -> None:
     config = BenchConfig(meta_prompt_style="contrast")
     assert config.fermi_config("fermi").meta_prompt_style == "contrast"
     old = BenchConfig()
-    # the hash of a run made before the setting existed: the same dump without it
-    later = {"meta_prompt_style", "max_failures_shown"}  # added after runs were committed
-    data = old.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS) | later)
-    data |= {"target_model_id": "t", "optimizer_model_id": "o"}
-    before = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    before = _hash_without(old, {"meta_prompt_style", "max_failures_shown"})
     assert config_fingerprint(old, "t", "o") == before
     assert config_fingerprint(config, "t", "o") != before
 
 
 def test_bench_caps_the_cases_shown_and_keeps_older_fingerprints() -> None:
-    import hashlib
-
-    from langchain_fermi.evaluation.runner import _NEUTRAL_FIELDS
-
     user = make_user()
     capped = BenchConfig(meta_prompt_style="contrast", max_failures_shown=1)
     assert capped.fermi_config("fermi").max_failures_shown == 1
@@ -135,8 +134,6 @@ def test_bench_caps_the_cases_shown_and_keeps_older_fingerprints() -> None:
     assert shown_one.count("The person's answer:") == 1
     # a run made before the option existed (at its default) keeps its fingerprint
     old = BenchConfig(meta_prompt_style="contrast")
-    data = old.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS) | {"max_failures_shown"})
-    data |= {"target_model_id": "t", "optimizer_model_id": "o"}
-    before = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    before = _hash_without(old, {"max_failures_shown"})
     assert config_fingerprint(old, "t", "o") == before
     assert config_fingerprint(capped, "t", "o") != before
