@@ -40,14 +40,16 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
 def test_options_map_to_the_config() -> None:
     argv = ["optimize", "--users", "u.json", "-K", "3", "-L", "4", "--iterations", "5"]
     argv += ["--variant", "opro", "--seed", "7", "--patience", "2", "--max-target-calls", "99"]
-    argv += ["--bracket-fallback", "reply"]
+    argv += ["--bracket-fallback", "reply", "--tie-break", "likelihood"]
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     assert (config.num_candidates, config.memory_size, config.iterations) == (3, 4, 5)
     assert (config.variant, config.seed, config.patience) == ("opro", 7, 2)
     assert (config.max_target_calls, config.bracket_fallback) == (99, "reply")
+    assert config.tie_break == "likelihood"
     defaults = config_from_args(build_parser().parse_args(["optimize", "--users", "u.json"]))
     assert (defaults.num_candidates, defaults.memory_size, defaults.iterations) == (4, 5, 10)
+    assert defaults.tie_break == "order"
 
 
 def test_unknown_user_id_is_an_error(users_file: Path, capsys: pytest.CaptureFixture) -> None:

@@ -21,7 +21,7 @@ def test_fermi_loop_on_smollm2(tmp_path) -> None:
     target = get_chat_model("smollm2", role="target")
     # short replies keep the test fast; the meta-prompt asks for one bracketed text
     optimizer = get_chat_model("smollm2", role="optimizer", max_tokens=96, seed=0)
-    config = FermiConfig(K=2, L=3, T=2, max_retries=0)
+    config = FermiConfig(K=2, L=3, T=2, max_retries=0, tie_break="likelihood")
     result = optimize_user(
         user, target, optimizer, config=config, checkpointer=tmp_path / "ck.sqlite", progress=False
     )
@@ -36,8 +36,10 @@ def test_fermi_loop_on_smollm2(tmp_path) -> None:
         assert len(p.correctness) == len(p.opinion_ids) == 6  # 80 % of 8 opinions
         assert p.score == sum(p.correctness) / 6
         assert [c.index for c in p.misaligned] == [i for i, c in enumerate(p.correctness) if c < 1]
-    scores = [p.score for p in result.memory]
-    assert scores == sorted(scores, reverse=True) and 1 <= len(scores) <= 3
+        # the embedded model is scored by letter probabilities: each prompt has a likelihood
+        assert p.likelihood is not None and 0.0 < p.likelihood < 1.0
+    ranks = [(p.score, p.likelihood) for p in result.memory]
+    assert ranks == sorted(ranks, reverse=True) and 1 <= len(ranks) <= 3
     assert result.memory[0].score == result.curve[-1]
     assert result.cost.target_calls == 6 * len(result.prompts)  # each prompt scored once
     assert result.cost.prompt_tokens > 0 and result.cost.wall_seconds > 0

@@ -37,7 +37,7 @@ _GROUPS = {
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
         *("calibration", "guard", "bracket_fallback", "prompt_form", "meta_prompt_style"),
-        "max_failures_shown",
+        *("max_failures_shown", "tie_break"),
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
@@ -54,6 +54,7 @@ _KEYWORDS: dict[str, dict[str, Any]] = {
     "bracket_fallback": {"choices": ["drop", "reply"]},
     "prompt_form": {"choices": ["addendum", "full"]},
     "meta_prompt_style": {"choices": ["figure8", "contrast"]},
+    "tie_break": {"choices": ["order", "likelihood"]},
     "guard": {"action": argparse.BooleanOptionalAction, "default": True},
     "signal_check": {"action": argparse.BooleanOptionalAction, "default": True},
     "run_name": {"default": None},
@@ -76,6 +77,8 @@ _HELP = {
     "(the best description's mis-aligned answers first; addendum form only)",
     "max_failures_shown": "mis-aligned cases shown to the optimizer (figure8: the lowest-scoring "
     "text's; contrast: the best text's)",
+    "tie_break": "Fermi: which of two equal scores ranks first in memory: order (the earlier "
+    "scored) or likelihood (the higher mean probability of the user's options)",
     "signal_check": "measure the target's persona sensitivity first (survey data)",
     "target_model": "smollm2, qwen2.5-coder-1.5b, openai:<model>, x.gguf; None: smollm2",
     "optimizer_model": "as --target-model",

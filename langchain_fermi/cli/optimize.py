@@ -61,6 +61,7 @@ _CONFIG_OPTIONS = {
     "bracket_fallback": ("bracket_fallback", "--bracket-fallback"),
     "prompt_form": ("prompt_form", "--prompt-form"),
     "meta_prompt_style": ("meta_prompt_style", "--meta-prompt-style"),
+    "tie_break": ("tie_break", "--tie-break"),
 }
 
 
@@ -271,6 +272,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="Fermi's optimizer prompt: figure8 (default, the paper's layout) or contrast (the "
         "best description's mis-aligned answers first; addendum form only)",
+    )
+    p.add_argument(
+        "--tie-break",
+        choices=["order", "likelihood"],
+        default=None,
+        help="which of two equal scores ranks first in memory: order (default, the earlier "
+        "scored) or likelihood (the higher mean probability of the user's options)",
     )
     p.add_argument(
         "--checkpoint",

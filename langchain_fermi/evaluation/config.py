@@ -155,6 +155,11 @@ class BenchConfig(BaseModel):
     max_failures_shown: int = Field(
         10, ge=0, description="mis-aligned cases shown to the optimizer (FermiConfig)"
     )
+    tie_break: Literal["order", "likelihood"] = Field(
+        "order",
+        description="Fermi's memory ranking of equal scores (FermiConfig.tie_break); OPRO keeps "
+        "'order', so it stays a control when a run changes this",
+    )
     signal_check: bool = Field(
         True, description="survey data: measure the target's persona sensitivity first"
     )
@@ -236,4 +241,5 @@ class BenchConfig(BaseModel):
             prompt_form=self.prompt_form,
             meta_prompt_style=self.meta_prompt_style,
             max_failures_shown=self.max_failures_shown,
+            tie_break=self.tie_break if variant == "fermi" else "order",
         )

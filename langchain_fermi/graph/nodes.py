@@ -41,7 +41,7 @@ from langchain_fermi.graph.state import (
     load_prompts,
     load_user,
 )
-from langchain_fermi.scoring import AnswerScorer, ScoredAnswer, agreement
+from langchain_fermi.scoring import AnswerScorer, ScoredAnswer, agreement, user_likelihood
 from langchain_fermi.types import Cost, FermiConfig, Opinion, ScoredPrompt, UserProfile
 
 __all__ = [
@@ -241,6 +241,7 @@ def _scored_prompt(
         score=sum(correctness) / len(correctness),
         opinion_ids=[o.id for o in opinions],
         correctness=correctness,
+        likelihood=user_likelihood(answers, opinions),
         answers=[a.answer(o.choices) for a, o in zip(answers, opinions, strict=True)],
         iteration=state.get("iteration", 0),
         model=ctx.target_id,
@@ -342,11 +343,16 @@ def extract_misaligned(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
 
 
 def update_memory(state: FermiState, ctx: FermiContext) -> dict[str, Any]:
-    """Keep the top-L prompts (ties: the earlier scored first), extend the curve and the
+    """Keep the top-L prompts (ties: `FermiConfig.tie_break`), extend the curve and the
     costs, and record the stop reason that `should_continue` routes on."""
     started = time.perf_counter()
     new = load_prompts(state.get("new_scored"))
-    memory = top_memory(load_prompts(state.get("memory")), new, ctx.config.memory_size)
+    memory = top_memory(
+        load_prompts(state.get("memory")),
+        new,
+        ctx.config.memory_size,
+        tie_break=ctx.config.tie_break,
+    )
     best = memory[0].score if memory else 0.0
     it_cost = costs(_with_cost(state, Cost(), started))
     total = costs(state.get("cost")) + it_cost

@@ -72,15 +72,30 @@ def misaligned_cases(
 
 
 def top_memory(
-    memory: Sequence[ScoredPrompt], new: Sequence[ScoredPrompt], size: int
+    memory: Sequence[ScoredPrompt],
+    new: Sequence[ScoredPrompt],
+    size: int,
+    *,
+    tie_break: str = "order",
 ) -> list[ScoredPrompt]:
     """The best ``size`` prompts, best first.
 
     Tie-break: among equal scores the earlier scored prompt comes first (and is kept when only
     one fits). The sort is stable, the old memory comes before the new prompts, and new
-    prompts arrive in scoring order.
+    prompts arrive in scoring order. ``tie_break="likelihood"``: equal scores go first to the
+    higher `ScoredPrompt.likelihood` (a prompt without one ranks as if it were lowest), then
+    by order.
     """
-    return sorted([*memory, *new], key=lambda p: -p.score)[:size]
+    if tie_break not in ("order", "likelihood"):
+        msg = f"unknown tie_break {tie_break!r}; expected 'order' or 'likelihood'"
+        raise ValueError(msg)
+    if tie_break == "order":
+        return sorted([*memory, *new], key=lambda p: -p.score)[:size]
+
+    def key(p: ScoredPrompt) -> tuple[float, float]:
+        return (-p.score, -(p.likelihood if p.likelihood is not None else float("-inf")))
+
+    return sorted([*memory, *new], key=key)[:size]
 
 
 def budget_spent(cost: Cost, config: FermiConfig) -> str | None:

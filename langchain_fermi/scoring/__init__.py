@@ -1,6 +1,6 @@
 """Scoring: the target model's answer to each (prompt, opinion), computed once and cached."""
 
-from langchain_fermi.scoring.cache import ScoreCache, ScoredAnswer, agreement
+from langchain_fermi.scoring.cache import ScoreCache, ScoredAnswer, agreement, user_likelihood
 from langchain_fermi.scoring.calibration import (
     NEUTRAL_PROMPT,
     Calibration,
@@ -19,4 +19,5 @@ __all__ = [
     "agreement",
     "calibrate_probs",
     "default_calibration",
+    "user_likelihood",
 ]

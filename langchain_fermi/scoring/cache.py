@@ -54,6 +54,17 @@ def agreement(answer: ScoredAnswer, opinion: Opinion) -> float:
     return 1.0 if answer.index is not None and answer.index == opinion.answer_index else 0.0
 
 
+def user_likelihood(answers: Sequence[ScoredAnswer], opinions: Sequence[Opinion]) -> float | None:
+    """Mean probability the model gives the user's option, or None when an answer has no
+    letter probabilities (a parsed reply): a finer signal than agreement where scores tie."""
+    probs = []
+    for a, o in zip(answers, opinions, strict=True):
+        if a.probs is None or o.answer_index >= len(a.probs):
+            return None
+        probs.append(a.probs[o.answer_index])
+    return sum(probs) / len(probs) if probs else None
+
+
 class ScoreCache:
     """Scored answers by key, in memory and, when ``path`` is given, in SQLite across restarts.
 

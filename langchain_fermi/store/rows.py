@@ -116,6 +116,8 @@ def encode_prompt(user_id: str, p: ScoredPrompt, generation: int, rank: int) -> 
         "model": p.model,
         "iteration": int(p.iteration),
         "variant": p.variant,
+        # Chroma metadata cannot hold None: the key is left out when there is no likelihood
+        **({"likelihood": float(p.likelihood)} if p.likelihood is not None else {}),
     }
 
 
@@ -131,6 +133,7 @@ def decode_prompt(document: str, meta: Mapping[str, Any]) -> ScoredPrompt:
         iteration=int(meta.get("iteration", 0)),
         model=str(meta.get("model", "unknown")),
         variant=meta.get("variant", "fermi"),
+        likelihood=float(meta["likelihood"]) if meta.get("likelihood") is not None else None,
     )
 
 

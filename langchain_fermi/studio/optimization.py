@@ -102,6 +102,11 @@ class FermiStudioContext(BaseModel):
         description="Fermi's optimizer prompt: figure8 (the paper's layout) or contrast (the best "
         "description's mis-aligned answers first; addendum form only)",
     )
+    tie_break: Literal["order", "likelihood"] = Field(
+        "order",
+        description="which of two equal scores ranks first in memory: order (the earlier scored) "
+        "or likelihood (the higher mean probability of the user's options)",
+    )
     save: bool = Field(True, description="save the learned prompts to the server's store")
 
 
@@ -158,6 +163,7 @@ def studio_config(
         bracket_fallback=ctx.bracket_fallback,
         prompt_form=ctx.prompt_form,
         meta_prompt_style=ctx.meta_prompt_style,
+        tie_break=ctx.tie_break,
     )
 
 

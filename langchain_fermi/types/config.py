@@ -97,6 +97,13 @@ class FermiConfig(BaseModel):
         description="cap on the mis-aligned cases shown to the optimizer (Figure 8: the lowest-"
         "scoring text's; contrast: the best text's)",
     )
+    tie_break: Literal["order", "likelihood"] = Field(
+        "order",
+        description="which of two prompts with the same score ranks first in memory (and so is "
+        "shown as the best and served first): 'order', the earlier scored; 'likelihood', the one "
+        "under which the target gives the user's options the higher mean probability (needs "
+        "letter probabilities; falls back to order). Scores on a dozen opinions tie often",
+    )
     include_final_candidates: bool = Field(
         True, description="score the last generation too (FERMI.md: memory + last generation)"
     )

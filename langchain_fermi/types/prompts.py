@@ -45,17 +45,23 @@ class ScoredPrompt(BaseModel):
     score: float
     opinion_ids: list[str]
     correctness: list[float]
+    likelihood: float | None = Field(
+        None,
+        description="Mean probability the target model gives the user's options on the scoring "
+        "opinions; None when the scorer read replies rather than letter probabilities. "
+        "FermiConfig(tie_break='likelihood') ranks equal scores by it.",
+    )
     answers: list[str | None] = Field(description="The model's answer (option text) per opinion.")
     misaligned: list[MisalignedCase] = Field(default_factory=list)
     iteration: int = 0
     model: str = "unknown"
     variant: Variant = "fermi"
 
-    @field_validator("score", "correctness", mode="after")
+    @field_validator("score", "correctness", "likelihood", mode="after")
     @classmethod
-    def _finite(cls, v: float | list[float], info: Any) -> float | list[float]:
+    def _finite(cls, v: float | list[float] | None, info: Any) -> float | list[float] | None:
         # NaN / inf would make the user unreadable in the store and break every ranking.
-        values = v if isinstance(v, list) else [v]
+        values = [] if v is None else v if isinstance(v, list) else [v]
         bad = next((x for x in values if not math.isfinite(x)), None)
         if bad is not None:
             msg = f"{info.field_name} must be finite numbers, got {bad!r}"
