@@ -143,11 +143,9 @@ def _seeded(model: Any, seed: int) -> Any:
     """A local optimizer with a sampling seed (one per call, from ``seed``), so a fresh
     quickstart samples the same prompts; other models are left as they are (a remote seed
     would make the K samples of one meta-prompt alike)."""
-    from langchain_fermi.models.llama_chat import LocalLlamaChatModel
+    from langchain_fermi.models import seeded_copy
 
-    if isinstance(model, LocalLlamaChatModel) and model.seed is None:
-        return model.with_seed(seed)
-    return model
+    return seeded_copy(model, seed) if getattr(model, "seed", 0) is None else model
 
 
 def _plant(

@@ -106,8 +106,13 @@ def paper_user_id(user_id: str) -> str:
 def optimize_variant(
     user: UserProfile, variant: str, ctx: BenchContext
 ) -> tuple[FermiResult, RecordingCache]:
-    """Run the graph for one optimization (`RUNS` key) on the user's optimization opinions."""
+    """Run the graph for one optimization (`RUNS` key) on the user's optimization opinions.
+
+    A local optimizer samples from the user's own seed (`seeded_copy`), the same for every
+    method and run: what a user is sampled does not depend on the users and methods before it.
+    """
     from langchain_fermi.graph import optimize_user
+    from langchain_fermi.models import seeded_copy
 
     if ctx.optimizer is None:
         msg = f"method(s) {sorted(LEARNED_METHODS)} need an optimizer model"
@@ -116,7 +121,7 @@ def optimize_variant(
     result = optimize_user(
         user,
         ctx.target,
-        ctx.optimizer,
+        seeded_copy(ctx.optimizer, user_seed(ctx.config.seed, user.user_id)),
         config=ctx.config.fermi_config(variant),
         cache=recorder,
         progress=ctx.show_progress and ctx.config.jobs == 1,  # parallel bars would interleave

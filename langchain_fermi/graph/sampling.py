@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
 
-from langchain_fermi.models import model_id
+from langchain_fermi.models import LocalLlamaChatModel, model_id
 from langchain_fermi.models.retry import RetryPolicy, abatch_with_retry, batch_with_retry
 from langchain_fermi.types import Cost, FermiConfig
 
@@ -92,6 +92,14 @@ def _sampler(optimizer: BaseChatModel, config: FermiConfig) -> Runnable:
     return optimizer.bind(stop=BRACKET_STOP) if config.stop_at_bracket else optimizer
 
 
+def _concurrency(optimizer: BaseChatModel, config: FermiConfig) -> int:
+    """``max_concurrency``, or 1 for a seeded local model: its calls queue on one lock anyway,
+    and one at a time gives the K replies their seeds in input order (a reproducible run)."""
+    if isinstance(optimizer, LocalLlamaChatModel) and optimizer.seed is not None:
+        return 1
+    return config.max_concurrency
+
+
 def _policy(optimizer: BaseChatModel, config: FermiConfig) -> RetryPolicy:
     label = f"optimizer {model_id(optimizer)!r}"
     return RetryPolicy(config.max_retries, config.retry_backoff, label=label)
@@ -114,7 +122,7 @@ def sample_replies(
         _sampler(optimizer, config),
         inputs,
         _policy(optimizer, config),
-        max_concurrency=config.max_concurrency,
+        max_concurrency=_concurrency(optimizer, config),
     )
     return _closed(replies, config), calls
 
@@ -132,6 +140,6 @@ async def asample_replies(
         _sampler(optimizer, config),
         inputs,
         _policy(optimizer, config),
-        max_concurrency=config.max_concurrency,
+        max_concurrency=_concurrency(optimizer, config),
     )
     return _closed(replies, config), calls

@@ -13,6 +13,7 @@ from langchain_fermi.models.chat import (
     local_model_path,
     model_id,
     openai_max_tokens,
+    seeded_copy,
     to_chat_messages,
 )
 from langchain_fermi.models.retry import RetryPolicy
@@ -28,5 +29,6 @@ __all__ = [
     "local_model_path",
     "model_id",
     "openai_max_tokens",
+    "seeded_copy",
     "to_chat_messages",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "local_model_path",
     "model_id",
     "openai_max_tokens",
+    "seeded_copy",
     "to_chat_messages",
 ]
 
@@ -168,6 +169,20 @@ _VOLATILE_PARAMS = frozenset(
         "request_timeout",
     }
 )
+
+
+def seeded_copy(model: BaseChatModel, seed: int) -> BaseChatModel:
+    """A local llama.cpp model whose calls are seeded from ``seed`` (the next seed each call),
+    sharing the loaded weights; any other model is returned as it is (one seed on a remote
+    model would make the K samples of a meta-prompt alike).
+
+    Seeding a copy per user makes what a user is sampled independent of what the same model
+    sampled before (other users, other methods), so two runs that differ in one setting draw
+    the same samples until their meta-prompts differ.
+    """
+    if isinstance(model, LocalLlamaChatModel):
+        return model.with_seed(seed)
+    return model
 
 
 def model_id(model: BaseChatModel) -> str:

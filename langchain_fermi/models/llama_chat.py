@@ -11,6 +11,7 @@ same file would load it twice and race on one context. This class keeps one load
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import threading
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 __all__ = ["LocalLlamaChatModel", "to_chat_messages"]
 
 logger = logging.getLogger(__name__)
+
+_INSTANCES = itertools.count()
+"""Numbers the instances (copies included): whose call left the shared KV cache."""
 
 MIN_TOOL_CALL_TOKENS = 512
 """A forced tool call may use at least this many tokens, whatever ``max_tokens`` says."""
@@ -113,6 +117,7 @@ class LocalLlamaChatModel(BaseChatModel):
     _shared: SharedLlama | None = PrivateAttr(default=None)
     _calls: int = PrivateAttr(default=0)
     _calls_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _instance: int = PrivateAttr(default_factory=lambda: next(_INSTANCES))
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.model_name:
@@ -127,7 +132,22 @@ class LocalLlamaChatModel(BaseChatModel):
     @property
     def llama(self) -> Llama:
         """The shared `llama_cpp.Llama` (loaded on first use). Use it only while holding `lock`."""
-        return self._handle.llama
+        handle = self._handle
+        handle.last_chat = None  # the caller may evaluate anything: see `_fresh_if_seeded`
+        return handle.llama
+
+    def _fresh_if_seeded(
+        self, handle: SharedLlama, chat: list[dict[str, Any]], params: dict[str, Any]
+    ) -> None:
+        """Before a seeded call (hold the lock): empty the KV cache unless this instance's
+        previous call left it, with the same chat. llama.cpp's logits differ in the last bits
+        with how much of a prompt is reused from the cache, which at temperature > 0 can change
+        a sample; with this, a seeded copy (`with_seed`) replies the same whatever ran before
+        it. The K samples of one prompt still share its evaluation."""
+        key = f"{self._instance}:{json.dumps(chat, sort_keys=True)}"
+        if "seed" in params and handle.last_chat != key:
+            handle.llama.reset()
+        handle.last_chat = key
 
     @property
     def lock(self) -> threading.Lock:
@@ -180,6 +200,7 @@ class LocalLlamaChatModel(BaseChatModel):
         shares the loaded model."""
         copy = self.model_copy(update={"seed": seed})
         copy._calls, copy._calls_lock = 0, threading.Lock()
+        copy._instance = next(_INSTANCES)
         return copy
 
     # ------------------------------------------------------------------ calls
@@ -232,6 +253,7 @@ class LocalLlamaChatModel(BaseChatModel):
         chat, params, tools, _ = self._request(messages, stop, kwargs)
         handle = self._handle
         with handle.lock:
+            self._fresh_if_seeded(handle, chat, params)
             out = handle.llama.create_chat_completion(messages=chat, **params)  # type: ignore[arg-type]
         choice = out["choices"][0]  # type: ignore[index]
         usage = out.get("usage") or {}  # type: ignore[union-attr]
@@ -295,6 +317,7 @@ class LocalLlamaChatModel(BaseChatModel):
                 prompt_tokens = len(chat_prompt_tokens(handle.llama, chat))
             except NotImplementedError:  # a custom chat handler: its prompt is not ours to build
                 prompt_tokens = 0
+            self._fresh_if_seeded(handle, chat, params)
             stream = handle.llama.create_chat_completion(messages=chat, stream=True, **params)  # type: ignore[arg-type]
             generated, finish = 0, None
             for part in cast(Iterator[dict[str, Any]], stream):

@@ -51,6 +51,9 @@ def default_threads() -> int:
 class SharedLlama:
     llama: Llama
     lock: threading.Lock
+    last_chat: str | None = None
+    """The chat of the last chat completion, while the KV cache holds nothing else since (set
+    to None by any other use): a seeded call whose chat differs starts from an empty cache."""
 
 
 _LLAMAS: dict[tuple[str, int], SharedLlama] = {}
