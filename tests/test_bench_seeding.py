@@ -17,7 +17,7 @@ from langchain_fermi.models import get_chat_model, seeded_copy
 pytestmark = pytest.mark.local_model
 
 
-def _bob_prompts(tmp_path: Path, name: str, users: list) -> list[str]:
+def _bob_prompts(tmp_path: Path, name: str, users: list, **kw: object) -> list[str]:
     pytest.importorskip("llama_cpp", reason="the local model needs langchain-fermi[local]")
     config = _config(
         tmp_path,
@@ -26,7 +26,8 @@ def _bob_prompts(tmp_path: Path, name: str, users: list) -> list[str]:
         K=2,
         L=3,
         T=1,
-        bracket_fallback="reply",
+        bracket_fallback="reply",  # SmolLM2 rarely writes the brackets
+        **kw,
     )
     optimizer = get_chat_model("smollm2", role="optimizer", max_tokens=40)
     run_benchmark(
@@ -47,6 +48,10 @@ def test_a_users_samples_do_not_depend_on_the_users_before_it(tmp_path: Path) ->
     alone = _bob_prompts(tmp_path, "bob-alone", [USERS[1]])
     assert len(after_alice) > 1  # the optimizer's prompts were scored, not only the profile's
     assert after_alice == alone
+    # another optimizer seed is another draw for the same user and split
+    other = _bob_prompts(tmp_path, "bob-seed-7", [USERS[1]], optimizer_seed=7)
+    assert other[0] == alone[0]  # the profile prompt
+    assert other[1:] != alone[1:]
 
 
 def test_seeded_copy_seeds_local_models_only() -> None:

@@ -57,3 +57,25 @@ def test_refuses_runs_on_different_users(tmp_path: Path) -> None:
     b = _run(tmp_path / "b", {"u1-optimist": 0.75}, profile=0.25)
     with pytest.raises(ValueError, match="profile differs"):
         main([str(a), str(b)])
+
+
+def test_pool_averages_draws_per_user(tmp_path: Path, capsys) -> None:
+    from benchmarks.pool_planted import main as pool_main
+
+    a = _run(tmp_path / "a", {"u1-optimist": 0.75, "u2-pessimist": 0.5, "u3-pessimist": 1.0})
+    b = _run(tmp_path / "b", {"u1-optimist": 1.0, "u2-pessimist": 1.0})
+    out = tmp_path / "pool.json"
+    assert pool_main([str(a), str(b), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["runs"] == ["a", "b"] and str(tmp_path) not in out.read_text()
+    assert report["users"] == 2  # u3 is in one draw only
+    assert report["per_run"]["a"]["gap_recovered"]["recovered"] == pytest.approx(0.25)
+    assert report["per_run"]["b"]["gap_recovered"]["recovered"] == pytest.approx(1.0)
+    pooled = report["pooled"]
+    assert pooled["accuracy"] == pytest.approx(0.8125)  # (0.875 + 0.75) / 2
+    assert pooled["gap_recovered"]["recovered"] == pytest.approx(0.625)
+    assert pooled["minus_opro"]["mean"] == pytest.approx(0.3125)
+    assert "**mean of the draws**" in capsys.readouterr().out
+    c = _run(tmp_path / "c", {"u1-optimist": 0.75}, profile=0.25)
+    with pytest.raises(SystemExit):  # not draws of the same users: a usage error
+        pool_main([str(a), str(c)])

@@ -37,7 +37,7 @@ _GROUPS = {
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
         *("calibration", "guard", "bracket_fallback", "prompt_form", "meta_prompt_style"),
-        *("max_failures_shown", "tie_break"),
+        *("max_failures_shown", "tie_break", "optimizer_seed"),
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),

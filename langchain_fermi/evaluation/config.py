@@ -155,6 +155,12 @@ class BenchConfig(BaseModel):
     max_failures_shown: int = Field(
         10, ge=0, description="mis-aligned cases shown to the optimizer (FermiConfig)"
     )
+    optimizer_seed: int | None = Field(
+        None,
+        ge=0,
+        description="seed of a local optimizer's sampling (with each user id); None: --seed. "
+        "Another value draws other samples for the same users and splits (repeated draws)",
+    )
     tie_break: Literal["order", "likelihood"] = Field(
         "order",
         description="Fermi's memory ranking of equal scores (FermiConfig.tie_break); OPRO keeps "

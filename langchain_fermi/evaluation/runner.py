@@ -66,7 +66,12 @@ _NEUTRAL_FIELDS = frozenset(
 
 # Settings added after runs were committed, with the value those runs used: at that value they
 # stay out of the hash, so the earlier runs' fingerprints (and finished users) stay valid.
-_LATER_FIELDS = {"meta_prompt_style": "figure8", "max_failures_shown": 10, "tie_break": "order"}
+_LATER_FIELDS = {
+    "meta_prompt_style": "figure8",
+    "max_failures_shown": 10,
+    "tie_break": "order",
+    "optimizer_seed": None,
+}
 
 
 def config_fingerprint(config: BenchConfig, target_id: str, optimizer_id: str | None) -> str:

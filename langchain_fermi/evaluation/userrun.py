@@ -98,6 +98,10 @@ def user_seed(seed: int, user_id: str) -> int:
     return zlib.crc32(f"{seed}:{user_id}".encode())
 
 
+def _optimizer_seed(config: BenchConfig) -> int:
+    return config.seed if config.optimizer_seed is None else config.optimizer_seed
+
+
 def paper_user_id(user_id: str) -> str:
     """The id the guard-off Fermi result is served under, next to the user's own."""
     return f"{user_id}.paper"
@@ -121,7 +125,7 @@ def optimize_variant(
     result = optimize_user(
         user,
         ctx.target,
-        seeded_copy(ctx.optimizer, user_seed(ctx.config.seed, user.user_id)),
+        seeded_copy(ctx.optimizer, user_seed(_optimizer_seed(ctx.config), user.user_id)),
         config=ctx.config.fermi_config(variant),
         cache=recorder,
         progress=ctx.show_progress and ctx.config.jobs == 1,  # parallel bars would interleave

@@ -1,0 +1,149 @@
+"""Repeated draws of one planted setting, pooled: each user's held-out accuracy averaged over
+the runs, then the share of the gap between the profile and the hidden prompt recovered.
+
+A sampling optimizer draws different prompts each run (single users move by up to 0.25), so
+one run's figure is one draw. Runs of the same setting that differ only in
+``--optimizer-seed`` are draws for the same users and splits; their per-user mean is a
+steadier estimate of what the setting recovers than any one of them.
+
+    python -m benchmarks.pool_planted benchmarks/results/planted-qwen15-contrast-ties \\
+        benchmarks/results/planted-qwen15-contrast-ties-s1 ... \\
+        --out benchmarks/results/planted-qwen15-contrast-ties-pooled.json
+
+Prints a table and writes a JSON report (run names only, no paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.compare_planted import load_users
+from langchain_fermi.evaluation.metrics import paired_bootstrap_ci
+from langchain_fermi.evaluation.report import gap_share
+
+METHOD = "fermi_rop"
+
+
+def pool(
+    runs: dict[str, dict[str, dict[str, float]]],
+    *,
+    method: str = METHOD,
+    control: str | None = "opro",
+    n: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Pool ``runs`` (name -> user id -> method -> accuracy) over the users they all finished.
+
+    Raises:
+        ValueError: no user is shared, or a user's profile or hidden-prompt accuracy differs
+            between runs (they are not draws of the same users and splits).
+    """
+    names = list(runs)
+    ids = sorted(set.intersection(*({i for i, r in runs[k].items() if method in r} for k in names)))
+    if not ids:
+        msg = f"the runs share no user with {method!r}"
+        raise ValueError(msg)
+    first = runs[names[0]]
+    for k in names[1:]:
+        for i in ids:
+            for m in ("profile", "hidden_prompt"):
+                if abs(runs[k][i][m] - first[i][m]) > 1e-9:
+                    msg = f"user {i}: {m} differs between {names[0]} and {k}: not the same users"
+                    raise ValueError(msg)
+    profile = np.array([first[i]["profile"] for i in ids])
+    gap = np.array([first[i]["hidden_prompt"] for i in ids]) - profile
+    per_run = {k: np.array([runs[k][i][method] for i in ids]) for k in names}
+    pooled = np.mean(list(per_run.values()), axis=0)
+
+    def share(acc: np.ndarray) -> dict[str, float] | None:
+        return gap_share(list(acc - profile), list(gap), n_samples=n, seed=seed)
+
+    def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        ci = paired_bootstrap_ci(list(a), list(b), n_samples=n, seed=seed)
+        return {"mean": ci.mean, "low": ci.low, "high": ci.high}
+
+    out: dict[str, Any] = {
+        "method": method,
+        "runs": names,
+        "users": len(ids),
+        "profile": float(profile.mean()),
+        "hidden_prompt": float((profile + gap).mean()),
+        "per_run": {
+            k: {"accuracy": float(v.mean()), "gap_recovered": share(v)} for k, v in per_run.items()
+        },
+        "pooled": {
+            "accuracy": float(pooled.mean()),
+            "gap_recovered": share(pooled),
+            "minus_profile": paired(pooled, profile),
+        },
+    }
+    with_control = [k for k in names if control and all(control in runs[k][i] for i in ids)]
+    if control and with_control:
+        ctrl = np.mean([[runs[k][i][control] for i in ids] for k in with_control], axis=0)
+        out["pooled"][f"minus_{control}"] = paired(pooled, ctrl)
+        out[control] = {
+            "runs": with_control,
+            "accuracy": float(ctrl.mean()),
+            "gap_recovered": share(ctrl),
+        }
+    return out
+
+
+def _share(g: dict[str, float] | None) -> str:
+    return f"{g['recovered']:.0%} [{g['ci_low']:.0%}, {g['ci_high']:.0%}]" if g else "n/a"
+
+
+def _ci(d: dict[str, float]) -> str:
+    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def render(r: dict[str, Any]) -> str:
+    """The pooled report as a Markdown table and a line per paired difference."""
+    lines = [
+        f"{r['method']} over {len(r['runs'])} draw(s), {r['users']} users "
+        f"(profile {r['profile']:.3f}, hidden prompt {r['hidden_prompt']:.3f})",
+        "| draw | accuracy | gap recovered [95 % CI] |",
+        "|---|---|---|",
+    ]
+    for k, v in r["per_run"].items():
+        lines.append(f"| {k} | {v['accuracy']:.3f} | {_share(v['gap_recovered'])} |")
+    p = r["pooled"]
+    lines.append(
+        f"| **mean of the draws** | {p['accuracy']:.3f} | **{_share(p['gap_recovered'])}** |"
+    )
+    lines.append(f"pooled − profile, paired: {_ci(p['minus_profile'])}")
+    for key, value in p.items():
+        if key.startswith("minus_") and key != "minus_profile":
+            ctrl = key.removeprefix("minus_")
+            lines.append(
+                f"pooled − {ctrl} (mean of {len(r[ctrl]['runs'])} run(s)), paired: {_ci(value)}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", type=Path, nargs="+", help="run folders: draws of one setting")
+    p.add_argument("--method", default=METHOD, help="the method pooled (default fermi_rop)")
+    p.add_argument("--control", default="opro", help="a method compared with, paired")
+    p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    args = p.parse_args(argv)
+    runs = {d.name: load_users(d) for d in args.runs}
+    try:
+        report = pool(runs, method=args.method, control=args.control or None)
+    except ValueError as e:
+        p.error(str(e))
+    print(render(report))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
