@@ -216,6 +216,12 @@ class BenchConfig(BaseModel):
         return tuple(m for m in ALL_METHODS if m in items)  # report order, no duplicates
 
     @property
+    def sampling_seed(self) -> int:
+        """The seed a local optimizer's per-user seeds derive from: ``optimizer_seed``, else
+        ``seed``."""
+        return self.seed if self.optimizer_seed is None else self.optimizer_seed
+
+    @property
     def run_dir(self) -> Path:
         """Where this run's report, per-user files, plots and score cache live."""
         return self.results_dir / self.run_name

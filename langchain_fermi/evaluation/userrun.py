@@ -98,10 +98,6 @@ def user_seed(seed: int, user_id: str) -> int:
     return zlib.crc32(f"{seed}:{user_id}".encode())
 
 
-def _optimizer_seed(config: BenchConfig) -> int:
-    return config.seed if config.optimizer_seed is None else config.optimizer_seed
-
-
 def paper_user_id(user_id: str) -> str:
     """The id the guard-off Fermi result is served under, next to the user's own."""
     return f"{user_id}.paper"
@@ -110,11 +106,8 @@ def paper_user_id(user_id: str) -> str:
 def optimize_variant(
     user: UserProfile, variant: str, ctx: BenchContext
 ) -> tuple[FermiResult, RecordingCache]:
-    """Run the graph for one optimization (`RUNS` key) on the user's optimization opinions.
-
-    A local optimizer samples from the user's own seed (`seeded_copy`), the same for every
-    method and run: what a user is sampled does not depend on the users and methods before it.
-    """
+    """Run the graph for one optimization (`RUNS` key) on the user's optimization opinions; a
+    local optimizer samples from the user's own seed (`seeded_copy`, the same in every run)."""
     from langchain_fermi.graph import optimize_user
     from langchain_fermi.models import seeded_copy
 
@@ -125,7 +118,7 @@ def optimize_variant(
     result = optimize_user(
         user,
         ctx.target,
-        seeded_copy(ctx.optimizer, user_seed(_optimizer_seed(ctx.config), user.user_id)),
+        seeded_copy(ctx.optimizer, user_seed(ctx.config.sampling_seed, user.user_id)),
         config=ctx.config.fermi_config(variant),
         cache=recorder,
         progress=ctx.show_progress and ctx.config.jobs == 1,  # parallel bars would interleave
