@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -26,9 +27,16 @@ __all__ = [
     "RUNS",
     "BenchConfig",
     "Dataset",
+    "user_seed",
 ]
 
 Dataset = Literal["opinionqa", "globalopinionqa", "planted"]
+
+
+def user_seed(seed: int, user_id: str) -> int:
+    """A per-user seed that is the same in every process (``hash()`` is salted per process)."""
+    return zlib.crc32(f"{seed}:{user_id}".encode())
+
 
 _BASELINES = ("random", "zero_shot", "profile", "few_shot_bm25", "few_shot_dense")
 _LEARNED = ("opro", "fermi_best", "fermi_rop")

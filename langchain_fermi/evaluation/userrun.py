@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,12 @@ from langchain_core.language_models import BaseChatModel
 
 from langchain_fermi.data import split_user
 from langchain_fermi.evaluation import costs
-from langchain_fermi.evaluation.config import LEARNED_METHODS, REFERENCE_METHODS, BenchConfig
+from langchain_fermi.evaluation.config import (
+    LEARNED_METHODS,
+    REFERENCE_METHODS,
+    BenchConfig,
+    user_seed,
+)
 from langchain_fermi.evaluation.costs import naive_query_cost
 from langchain_fermi.evaluation.leaks import hidden_prompt_check, leak_check
 from langchain_fermi.evaluation.meter import RecordingCache, TestScorer
@@ -91,11 +95,6 @@ class UserSplit:
     optimize: list[Opinion]
     test: list[Opinion]
     learned: dict[str, FermiResult]
-
-
-def user_seed(seed: int, user_id: str) -> int:
-    """A per-user seed that is the same in every process (``hash()`` is salted per process)."""
-    return zlib.crc32(f"{seed}:{user_id}".encode())
 
 
 def paper_user_id(user_id: str) -> str:
