@@ -59,9 +59,14 @@ def pool(
     gap = np.array([first[i]["hidden_prompt"] for i in ids]) - profile
     per_run = {k: np.array([runs[k][i][method] for i in ids]) for k in names}
     pooled = np.mean(list(per_run.values()), axis=0)
+    stacked = np.array(list(per_run.values()))
+    spread = stacked.max(axis=0) - stacked.min(axis=0)
+
+    def share_of(gain: np.ndarray, g: np.ndarray) -> dict[str, float] | None:
+        return gap_share(list(gain), list(g), n_samples=n, seed=seed)
 
     def share(acc: np.ndarray) -> dict[str, float] | None:
-        return gap_share(list(acc - profile), list(gap), n_samples=n, seed=seed)
+        return share_of(acc - profile, gap)
 
     def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         ci = paired_bootstrap_ci(list(a), list(b), n_samples=n, seed=seed)
@@ -81,6 +86,21 @@ def pool(
             "gap_recovered": share(pooled),
             "minus_profile": paired(pooled, profile),
         },
+        # how far one user's accuracy moves between draws (max - min over the runs)
+        "draw_spread": {
+            "mean": float(spread.mean()),
+            "max": float(spread.max()),
+            "users_moving_over_0.2": int((spread > 0.2 + 1e-9).sum()),
+        },
+        "by_trait": {
+            t: {
+                "users": int(mask.sum()),
+                "profile": float(profile[mask].mean()),
+                "accuracy": float(pooled[mask].mean()),
+                "gap_recovered": share_of(pooled[mask] - profile[mask], gap[mask]),
+            }
+            for t, mask in _traits(ids).items()
+        },
     }
     with_control = [k for k in names if control and all(control in runs[k][i] for i in ids)]
     if control and with_control:
@@ -92,6 +112,12 @@ def pool(
             "gap_recovered": share(ctrl),
         }
     return out
+
+
+def _traits(ids: list[str]) -> dict[str, np.ndarray]:
+    """Users grouped by the persona planted in them (the id's suffix, ``<respondent>-<trait>``)."""
+    traits = [i.rsplit("-", 1)[-1] if "-" in i else "" for i in ids]
+    return {t: np.array([x == t for x in traits]) for t in sorted(set(traits)) if t}
 
 
 def _share(g: dict[str, float] | None) -> str:
@@ -116,6 +142,11 @@ def render(r: dict[str, Any]) -> str:
     lines.append(
         f"| **mean of the draws** | {p['accuracy']:.3f} | **{_share(p['gap_recovered'])}** |"
     )
+    for t, v in r["by_trait"].items():
+        lines.append(
+            f"| mean of the draws, {t} ({v['users']} users) | {v['accuracy']:.3f} "
+            f"| {_share(v['gap_recovered'])} |"
+        )
     lines.append(f"pooled − profile, paired: {_ci(p['minus_profile'])}")
     for key, value in p.items():
         if key.startswith("minus_") and key != "minus_profile":
@@ -123,6 +154,12 @@ def render(r: dict[str, Any]) -> str:
             lines.append(
                 f"pooled − {ctrl} (mean of {len(r[ctrl]['runs'])} run(s)), paired: {_ci(value)}"
             )
+    s = r["draw_spread"]
+    lines.append(
+        f"one user's accuracy between draws (max − min): mean {s['mean']:.2f}, "
+        f"largest {s['max']:.2f}; {s['users_moving_over_0.2']} of {r['users']} users move by more "
+        "than 0.2"
+    )
     return "\n".join(lines)
 
 

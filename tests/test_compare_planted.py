@@ -75,6 +75,10 @@ def test_pool_averages_draws_per_user(tmp_path: Path, capsys) -> None:
     assert pooled["accuracy"] == pytest.approx(0.8125)  # (0.875 + 0.75) / 2
     assert pooled["gap_recovered"]["recovered"] == pytest.approx(0.625)
     assert pooled["minus_opro"]["mean"] == pytest.approx(0.3125)
+    assert report["draw_spread"] == {"mean": 0.375, "max": 0.5, "users_moving_over_0.2": 2}
+    traits = report["by_trait"]
+    assert traits["optimist"]["users"] == 1 and traits["optimist"]["accuracy"] == 0.875
+    assert traits["pessimist"]["gap_recovered"]["recovered"] == pytest.approx(0.5)
     assert "**mean of the draws**" in capsys.readouterr().out
     c = _run(tmp_path / "c", {"u1-optimist": 0.75}, profile=0.25)
     with pytest.raises(SystemExit):  # not draws of the same users: a usage error
