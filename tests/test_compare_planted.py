@@ -10,7 +10,12 @@ import pytest
 from benchmarks.compare_planted import main
 
 
-def _run(folder: Path, fermi: dict[str, float], profile: float = 0.5) -> Path:
+def _run(
+    folder: Path,
+    fermi: dict[str, float],
+    profile: float = 0.5,
+    training: dict[str, float] | None = None,
+) -> Path:
     users = folder / "users"
     users.mkdir(parents=True)
     for uid, acc in fermi.items():
@@ -20,7 +25,10 @@ def _run(folder: Path, fermi: dict[str, float], profile: float = 0.5) -> Path:
             "fermi_rop": {"accuracy": acc},
             "opro": {"accuracy": 0.5},
         }
-        (users / f"{uid}.json").write_text(json.dumps({"user_id": uid, "methods": methods}))
+        user = {"user_id": uid, "methods": methods}
+        if training:
+            user["optimization"] = {"fermi": {"best_score": training[uid]}}
+        (users / f"{uid}.json").write_text(json.dumps(user))
     return folder
 
 
@@ -83,3 +91,21 @@ def test_pool_averages_draws_per_user(tmp_path: Path, capsys) -> None:
     c = _run(tmp_path / "c", {"u1-optimist": 0.75}, profile=0.25)
     with pytest.raises(SystemExit):  # not draws of the same users: a usage error
         pool_main([str(a), str(c)])
+
+
+def test_pool_keeps_the_draw_with_the_best_training_score(tmp_path: Path, capsys) -> None:
+    from benchmarks.pool_planted import main as pool_main
+
+    train_a = {"u1-optimist": 0.9, "u2-pessimist": 0.5}
+    a = _run(tmp_path / "a", {"u1-optimist": 0.75, "u2-pessimist": 0.5}, training=train_a)
+    train_b = {"u1-optimist": 0.8, "u2-pessimist": 0.5}  # u2: a tie, so the mean of both
+    b = _run(tmp_path / "b", {"u1-optimist": 1.0, "u2-pessimist": 1.0}, training=train_b)
+    out = tmp_path / "pool.json"
+    assert pool_main([str(a), str(b), "--out", str(out)]) == 0
+    best = json.loads(out.read_text())["best_by_training"]
+    assert best["accuracy"] == pytest.approx(0.75)  # u1 from a (0.75), u2 (0.5 + 1.0) / 2
+    assert best["minus_pooled"]["mean"] == pytest.approx(-0.0625)  # pooled: 0.875, 0.75
+    assert "restarts, post hoc" in capsys.readouterr().out
+    c = _run(tmp_path / "c", {"u1-optimist": 0.75, "u2-pessimist": 0.5})  # no training scores
+    assert pool_main([str(a), str(c), "--out", str(out)]) == 0
+    assert "best_by_training" not in json.loads(out.read_text())
