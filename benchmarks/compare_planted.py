@@ -27,15 +27,19 @@ from langchain_fermi.evaluation.report import gap_share
 METHOD = "fermi_rop"
 
 
-def load_users(run_dir: Path) -> dict[str, dict[str, float]]:
-    """Held-out accuracy per method, by user id: the users of the run's ``report.json`` (what
-    its tables are about), or every file in ``users/`` when there is no report yet."""
+def user_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-user records of a run: the users of its ``report.json`` (what its tables are
+    about), or every file in ``users/`` when there is no report yet."""
     report = run_dir / "report.json"
     if report.is_file():
-        users = json.loads(report.read_text(encoding="utf-8"))["users"]
-    else:
-        files = sorted((run_dir / "users").glob("*.json"))
-        users = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+        return list(json.loads(report.read_text(encoding="utf-8"))["users"])
+    files = sorted((run_dir / "users").glob("*.json"))
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+
+def load_users(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Held-out accuracy per method, by user id (`user_records`)."""
+    users = user_records(run_dir)
     return {u["user_id"]: {m: r["accuracy"] for m, r in u["methods"].items()} for u in users}
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.compare_planted import load_users
+from benchmarks.compare_planted import load_users, user_records
 from langchain_fermi.evaluation.metrics import paired_bootstrap_ci
 from langchain_fermi.evaluation.report import gap_share
 
@@ -141,14 +141,8 @@ def _best_by_training(
 
 def training_scores(run_dir: Path, variant: str = "fermi") -> dict[str, float]:
     """Best training score of ``variant``'s optimization, by user id (users without it left out)."""
-    report = run_dir / "report.json"
-    if report.is_file():
-        users = json.loads(report.read_text(encoding="utf-8"))["users"]
-    else:
-        files = sorted((run_dir / "users").glob("*.json"))
-        users = [json.loads(f.read_text(encoding="utf-8")) for f in files]
     out: dict[str, float] = {}
-    for u in users:
+    for u in user_records(run_dir):
         best = (u.get("optimization") or {}).get(variant, {}).get("best_score")
         if best is not None:
             out[u["user_id"]] = float(best)
