@@ -37,6 +37,12 @@ def user_records(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(f.read_text(encoding="utf-8")) for f in files]
 
 
+def by_trait(ids: list[str]) -> dict[str, list[str]]:
+    """Users grouped by the persona planted in them (the id's suffix, ``<respondent>-<trait>``)."""
+    traits = sorted({i.rsplit("-", 1)[-1] for i in ids if "-" in i})
+    return {t: [i for i in ids if i.endswith(f"-{t}")] for t in traits}
+
+
 def load_users(run_dir: Path) -> dict[str, dict[str, float]]:
     """Held-out accuracy per method, by user id (`user_records`)."""
     users = user_records(run_dir)
@@ -100,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     shared = [i for i in a if i in b and METHOD in a[i] and METHOD in b[i]]
     if not shared:
         p.error("the runs share no finished user")
-    groups = {"all": shared}
-    for trait in sorted({i.rsplit("-", 1)[-1] for i in shared}):
-        groups[trait] = [i for i in shared if i.endswith(f"-{trait}")]
+    groups = {"all": shared, **by_trait(shared)}
     excluded = {s for s in args.exclude.split(",") if s}
     if excluded:
         groups["not excluded"] = [i for i in shared if i not in excluded]

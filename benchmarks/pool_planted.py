@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.compare_planted import load_users, user_records
+from benchmarks.compare_planted import by_trait, load_users, user_records
 from langchain_fermi.evaluation.metrics import paired_bootstrap_ci
 from langchain_fermi.evaluation.report import gap_share
 
@@ -150,9 +150,8 @@ def training_scores(run_dir: Path, variant: str = "fermi") -> dict[str, float]:
 
 
 def _traits(ids: list[str]) -> dict[str, np.ndarray]:
-    """Users grouped by the persona planted in them (the id's suffix, ``<respondent>-<trait>``)."""
-    traits = [i.rsplit("-", 1)[-1] if "-" in i else "" for i in ids]
-    return {t: np.array([x == t for x in traits]) for t in sorted(set(traits)) if t}
+    """`by_trait`, as masks over ``ids``."""
+    return {t: np.isin(ids, members) for t, members in by_trait(ids).items()}
 
 
 def _share(g: dict[str, float] | None) -> str:
