@@ -43,10 +43,14 @@ def by_trait(ids: list[str]) -> dict[str, list[str]]:
     return {t: [i for i in ids if i.endswith(f"-{t}")] for t in traits}
 
 
+def accuracies(users: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Held-out accuracy per method, by user id, from per-user records."""
+    return {u["user_id"]: {m: r["accuracy"] for m, r in u["methods"].items()} for u in users}
+
+
 def load_users(run_dir: Path) -> dict[str, dict[str, float]]:
     """Held-out accuracy per method, by user id (`user_records`)."""
-    users = user_records(run_dir)
-    return {u["user_id"]: {m: r["accuracy"] for m, r in u["methods"].items()} for u in users}
+    return accuracies(user_records(run_dir))
 
 
 def compare(

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.compare_planted import by_trait, load_users, user_records
+from benchmarks.compare_planted import accuracies, by_trait, user_records
 from langchain_fermi.evaluation.metrics import paired_bootstrap_ci
 from langchain_fermi.evaluation.report import gap_share
 
@@ -63,8 +63,8 @@ def pool(
     profile = np.array([first[i]["profile"] for i in ids])
     gap = np.array([first[i]["hidden_prompt"] for i in ids]) - profile
     per_run = {k: np.array([runs[k][i][method] for i in ids]) for k in names}
-    pooled = np.mean(list(per_run.values()), axis=0)
     stacked = np.array(list(per_run.values()))
+    pooled = stacked.mean(axis=0)
     spread = stacked.max(axis=0) - stacked.min(axis=0)
 
     def share_of(gain: np.ndarray, g: np.ndarray) -> dict[str, float] | None:
@@ -139,10 +139,11 @@ def _best_by_training(
     return float(np.mean(chosen))
 
 
-def training_scores(run_dir: Path, variant: str = "fermi") -> dict[str, float]:
-    """Best training score of ``variant``'s optimization, by user id (users without it left out)."""
+def training_scores(users: list[dict[str, Any]], variant: str = "fermi") -> dict[str, float]:
+    """Best training score of ``variant``'s optimization, by user id, from per-user records
+    (users without it left out)."""
     out: dict[str, float] = {}
-    for u in user_records(run_dir):
+    for u in users:
         best = (u.get("optimization") or {}).get(variant, {}).get("best_score")
         if best is not None:
             out[u["user_id"]] = float(best)
@@ -210,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--control", default="opro", help="a method compared with, paired")
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = p.parse_args(argv)
-    runs = {d.name: load_users(d) for d in args.runs}
-    training = {d.name: training_scores(d) for d in args.runs}
+    records = {d.name: user_records(d) for d in args.runs}
+    runs = {name: accuracies(users) for name, users in records.items()}
+    training = {name: training_scores(users) for name, users in records.items()}
     try:
         report = pool(runs, method=args.method, control=args.control or None, training=training)
     except ValueError as e:

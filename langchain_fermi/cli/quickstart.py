@@ -145,7 +145,8 @@ def _seeded(model: Any, seed: int) -> Any:
     would make the K samples of one meta-prompt alike)."""
     from langchain_fermi.models import seeded_copy
 
-    return seeded_copy(model, seed) if getattr(model, "seed", 0) is None else model
+    already_seeded = getattr(model, "seed", None) is not None
+    return model if already_seeded else seeded_copy(model, seed)
 
 
 def _plant(
