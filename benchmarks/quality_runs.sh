@@ -12,6 +12,7 @@
 #   benchmarks/quality_runs.sh planted-contrast-t5 # the same with T = 5 iterations (Fermi and OPRO)
 #   benchmarks/quality_runs.sh planted-contrast-ties # the contrast run, ties ranked by likelihood
 #   DRAW=1 benchmarks/quality_runs.sh planted-contrast-ties-draw # another optimizer draw (pool_planted)
+#   benchmarks/quality_runs.sh planted-contrast-ties-restarts # 3 restarts per user (seeds 3, 4, 5)
 #   benchmarks/quality_runs.sh opinionqa    # W92 respondents, calibrated, references
 #   benchmarks/quality_runs.sh global       # GlobalOpinionQA countries, same setup
 #
@@ -47,13 +48,18 @@ case "${1:-}" in
     ARGS=(--dataset planted --run-name "planted-qwen15-contrast-ties-s$DRAW" --n-test 20
           --meta-prompt-style contrast --tie-break likelihood --optimizer-seed "$DRAW"
           --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,fermi_best,fermi_rop,hidden_prompt}) ;;
+  planted-contrast-ties-restarts)  # --restarts 3 on fresh draws (seeds 3, 4, 5), Fermi only;
+    # fermi_rop_first_search serves restart 0 alone: one search, paired in the same run
+    ARGS=(--dataset planted --run-name planted-qwen15-contrast-ties-r3 --n-test 20
+          --meta-prompt-style contrast --tie-break likelihood --optimizer-seed 3 --restarts 3
+          --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,fermi_best,fermi_rop,fermi_rop_first_search,hidden_prompt}) ;;
   opinionqa)
     ARGS=(--dataset opinionqa --run-name opinionqa-qwen15-calibrated --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_group_majority,ref_knn) ;;
   global)
     ARGS=(--dataset globalopinionqa --run-name globalopinionqa-qwen15 --n-test 30 --calibration neutral
           --methods random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,ref_majority,ref_knn) ;;
-  *) echo "usage: $0 planted|planted-full|planted-contrast|planted-contrast-t5|planted-contrast-ties|planted-contrast-ties-draw|opinionqa|global" >&2; exit 2 ;;
+  *) echo "usage: $0 planted|planted-full|planted-contrast|planted-contrast-t5|planted-contrast-ties|planted-contrast-ties-draw|planted-contrast-ties-restarts|opinionqa|global" >&2; exit 2 ;;
 esac
 
 COMMON=(--target-model "$MODEL" --optimizer-model "$MODEL" -K 4 -L 5 -T "$ITERATIONS" --n-optimize 20

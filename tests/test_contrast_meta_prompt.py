@@ -118,7 +118,7 @@ def test_bench_passes_the_style_and_keeps_older_fingerprints() -> None:
     config = BenchConfig(meta_prompt_style="contrast")
     assert config.fermi_config("fermi").meta_prompt_style == "contrast"
     old = BenchConfig()
-    later = {"meta_prompt_style", "max_failures_shown", "tie_break", "optimizer_seed"}
+    later = {"meta_prompt_style", "max_failures_shown", "tie_break", "optimizer_seed", "restarts"}
     before = _hash_without(old, later)
     assert config_fingerprint(old, "t", "o") == before
     assert config_fingerprint(config, "t", "o") != before
@@ -135,6 +135,6 @@ def test_bench_caps_the_cases_shown_and_keeps_older_fingerprints() -> None:
     assert shown_one.count("The person's answer:") == 1
     # a run made before the option existed (at its default) keeps its fingerprint
     old = BenchConfig(meta_prompt_style="contrast")
-    before = _hash_without(old, {"max_failures_shown", "tie_break", "optimizer_seed"})
+    before = _hash_without(old, {"max_failures_shown", "tie_break", "optimizer_seed", "restarts"})
     assert config_fingerprint(old, "t", "o") == before
     assert config_fingerprint(capped, "t", "o") != before

@@ -111,7 +111,7 @@ def test_bench_passes_the_form_to_both_optimizations() -> None:
 
 
 def test_the_benchmark_checks_what_the_optimizer_wrote() -> None:
-    from langchain_fermi.evaluation.userrun import _written
+    from langchain_fermi.evaluation.records import written_text as _written
     from langchain_fermi.graph.guard import degenerate_reason
 
     user = make_user()

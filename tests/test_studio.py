@@ -151,6 +151,29 @@ def test_fermi_uses_the_runs_settings_and_saves_for_the_agent(studio: Any, tmp_p
     assert isinstance(system, SystemMessage) and str(system.content) in saved
 
 
+def test_restarts_run_as_parallel_branches_and_the_best_is_kept(
+    studio: Any, tmp_path: Path
+) -> None:
+    memory = FermiMemoryStore(FermiStore(tmp_path / "chroma"), fallback=InMemoryStore())
+    graph = _serve(studio.graph, memory)
+    assert {"optimize", "pick", "save"} <= set(graph.get_graph().nodes)
+    out = asyncio.run(
+        graph.ainvoke(
+            {"user": make_user("erin", n=20).model_dump(mode="json")},
+            {"configurable": {"thread_id": "t4"}},
+            context={"K": 1, "L": 2, "T": 1, "restarts": 2},
+        )
+    )
+    assert out["config"]["restarts"] == 2
+    assert out["cost"]["optimizer_calls"] == 2  # K x T per search, summed over both
+    state = graph.get_state({"configurable": {"thread_id": "t4"}}).values
+    runs = sorted(state["searches"], key=lambda s: s["restart"])
+    assert [s["restart"] for s in runs] == [0, 1]
+    best = [max(float(p["score"]) for p in s["run"]["memory"]) for s in runs]
+    assert max(float(p["score"]) for p in out["memory"]) == max(best)
+    assert out["generation"] == 1 and memory.fermi.get_prompts("erin")
+
+
 def test_opro_graph_and_no_save(studio: Any, tmp_path: Path) -> None:
     memory = FermiMemoryStore(FermiStore(tmp_path / "chroma"), fallback=InMemoryStore())
     graph = _serve(studio.opro_graph, memory)

@@ -37,7 +37,7 @@ _GROUPS = {
         *("target_model", "optimizer_model", "num_candidates", "memory_size", "iterations"),
         *("patience", "target_temperature", "optimizer_temperature", "optimizer_max_tokens"),
         *("calibration", "guard", "bracket_fallback", "prompt_form", "meta_prompt_style"),
-        *("max_failures_shown", "tie_break", "optimizer_seed"),
+        *("max_failures_shown", "tie_break", "optimizer_seed", "restarts"),
     ),
     "run": (
         *("run_name", "results_dir", "budget_calls", "budget_tokens", "max_total_calls"),
@@ -79,6 +79,8 @@ _HELP = {
     "text's; contrast: the best text's)",
     "tie_break": "Fermi: which of two equal scores ranks first in memory: order (the earlier "
     "scored) or likelihood (the higher mean probability of the user's options)",
+    "restarts": "independent searches per optimization, the best on the scoring opinions kept; "
+    "restart i samples from --optimizer-seed + i",
     "signal_check": "measure the target's persona sensitivity first (survey data)",
     "target_model": "smollm2, qwen2.5-coder-1.5b, openai:<model>, x.gguf; None: smollm2",
     "optimizer_model": "as --target-model",

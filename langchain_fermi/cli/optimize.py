@@ -62,6 +62,7 @@ _CONFIG_OPTIONS = {
     "prompt_form": ("prompt_form", "--prompt-form"),
     "meta_prompt_style": ("meta_prompt_style", "--meta-prompt-style"),
     "tie_break": ("tie_break", "--tie-break"),
+    "restarts": ("restarts", "--restarts"),
 }
 
 
@@ -80,6 +81,9 @@ def render_result(result: Any, *, full: bool = False) -> str:
         f"{c.target_calls} target calls ({c.cache_hits} cached), {c.optimizer_calls} optimizer "
         f"calls, {c.total_tokens} tokens, {c.wall_seconds:.1f} s"
     ]
+    if result.searches:
+        scores = ", ".join(f"{s.best_served.score:.3f}" for s in result.searches)
+        lines[0] += f"; kept restart {result.restart} of {len(result.searches)} (best: {scores})"
     for p in result.memory:
         text = " ".join(p.text.split()) if full else short(p.text, _TEXT_WIDTH)
         lines.append(f"  {p.score:.3f}  {text}")
@@ -279,6 +283,14 @@ def register(subparsers: Any) -> None:
         default=None,
         help="which of two equal scores ranks first in memory: order (default, the earlier "
         "scored) or likelihood (the higher mean probability of the user's options)",
+    )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="independent searches per user, the best on the user's opinions kept (default 1); "
+        "N times the calls, steadier prompts from a small optimizer",
     )
     p.add_argument(
         "--checkpoint",

@@ -47,11 +47,14 @@ ALL_METHODS: tuple[str, ...] = (
     *_BASELINES,
     *_LEARNED,
     "fermi_rop_paper",
+    "fermi_rop_first_search",
     "hidden_prompt",
     *REFERENCE_METHODS,
 )
 """Every method, in report order: baselines, the learned ones, Fermi without the guard (the
-paper's exact loop), the planted users' hidden prompt (the ceiling), then the references."""
+paper's exact loop), Fermi+RoP from its first search alone (what ``restarts=1`` serves, paired
+with the restarts in one run), the planted users' hidden prompt (the ceiling), then the
+references."""
 
 DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
     "opinionqa": (*_BASELINES, *_LEARNED, *REFERENCE_METHODS),
@@ -79,6 +82,7 @@ LEARNED_METHODS: dict[str, str] = {
     "fermi_best": "fermi",
     "fermi_rop": "fermi",
     "fermi_rop_paper": "fermi_paper",
+    "fermi_rop_first_search": "fermi",
 }
 """Methods that need a per-user optimization, and which one of `RUNS` each uses."""
 
@@ -168,6 +172,13 @@ class BenchConfig(BaseModel):
         ge=0,
         description="seed of a local optimizer's sampling (with each user id); None: --seed. "
         "Another value draws other samples for the same users and splits (repeated draws)",
+    )
+    restarts: int = Field(
+        1,
+        ge=1,
+        description="independent searches per optimization, the best on the scoring opinions "
+        "kept (FermiConfig.restarts); restart i of a local optimizer samples from seed "
+        "optimizer_seed + i, so restarts=N replays the draws of seeds s .. s+N-1",
     )
     tie_break: Literal["order", "likelihood"] = Field(
         "order",
@@ -262,4 +273,5 @@ class BenchConfig(BaseModel):
             meta_prompt_style=self.meta_prompt_style,
             max_failures_shown=self.max_failures_shown,
             tie_break=self.tie_break if variant == "fermi" else "order",
+            restarts=self.restarts,
         )

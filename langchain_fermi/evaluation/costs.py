@@ -73,17 +73,19 @@ def naive_optimization_cost(
     """What the naive loop pays to score every prompt ``result`` scored, on the same opinions.
 
     Args:
-        result: The optimization result; ``result.prompts`` is every prompt scored.
+        result: The optimization result; ``result.all_prompts`` is every prompt scored (by
+            every restart).
         opinions: The user's optimization opinions (to look questions up by id).
         optimizer: The optimizer's own calls and tokens, added unchanged (the naive loop makes
             the same optimizer calls); default: the optimizer's share of ``result.cost``.
     """
     by_id = {o.id: o for o in opinions}
-    missing = sorted({i for p in result.prompts for i in p.opinion_ids if i not in by_id})
+    prompts = result.all_prompts
+    missing = sorted({i for p in prompts for i in p.opinion_ids if i not in by_id})
     if missing:
         msg = f"user {result.user_id!r}: prompts were scored on unknown opinion ids {missing!r}"
         raise ValueError(msg)
-    pairs = ((p.text, by_id[i]) for p in result.prompts for i in p.opinion_ids)
+    pairs = ((p.text, by_id[i]) for p in prompts for i in p.opinion_ids)
     naive = naive_query_cost(pairs)
     return naive + optimizer_share(optimizer if optimizer is not None else result.cost)
 

@@ -29,17 +29,17 @@ def leak_check(
         test: The held-out opinions.
         scorer: Computes cache keys the way the target's scorer does.
     """
-    scored = sorted(scored_opinion_ids(p for r in results for p in r.prompts))
+    scored = sorted(scored_opinion_ids(p for r in results for p in r.all_prompts))
     allowed = {o.id for o in optimize}
     test_ids = {o.id for o in test}
     bad_ids = sorted(i for i in scored if i in test_ids or i not in allowed)
     looked_up: set[str] = set().union(*(rec.keys for rec in recorders)) if recorders else set()
-    prompts = {p.text for r in results for p in r.prompts}
+    prompts = {p.text for r in results for p in r.all_prompts}
     by_id = {o.id: o for o in optimize}
     verified = any(
         scorer.key(p.text, by_id[i]) in looked_up
         for r in results
-        for p in r.prompts
+        for p in r.all_prompts
         for i in p.opinion_ids
         if i in by_id
     )
@@ -70,7 +70,7 @@ def hidden_prompt_check(
 ) -> bool:
     """True when a planted user's hidden prompt reached the optimization: in the user it was
     given, in a prompt it scored, or as a cache key it looked up (any of its questions)."""
-    texts = [p.text for r in results for p in r.prompts]
+    texts = [p.text for r in results for p in r.all_prompts]
     looked_up: set[str] = set().union(*(rec.keys for rec in recorders)) if recorders else set()
     keyed = any(scorer.key(hidden, o) in looked_up for o in user.opinions)
     return keyed or hidden_prompt_leaked(hidden, user, texts)

@@ -136,7 +136,11 @@ def _sum(costs: Sequence[Cost]) -> Cost:
     return total
 
 
-def _cost_summary(method: str, results: Sequence[UserResult]) -> MethodCostSummary:
+def _cost_summary(
+    method: str, results: Sequence[UserResult], methods: Sequence[str]
+) -> MethodCostSummary:
+    """One method's cost: its queries plus its optimization, which the run's other methods
+    on the same optimization (``shares``) report too."""
     actual = _sum([r.methods[method].cost for r in results])
     naive = _sum([r.methods[method].naive for r in results])
     variant = LEARNED_METHODS.get(method)
@@ -144,7 +148,7 @@ def _cost_summary(method: str, results: Sequence[UserResult]) -> MethodCostSumma
     if variant is not None:
         actual = actual + _sum([r.optimization[variant].cost for r in results])
         naive = naive + _sum([r.optimization[variant].naive for r in results])
-        shares = sorted(m for m, v in LEARNED_METHODS.items() if v == variant and m != method)
+        shares = sorted(m for m in methods if LEARNED_METHODS.get(m) == variant and m != method)
     return _cost_row(method, actual, naive, shares)
 
 
@@ -205,7 +209,7 @@ def build_report(
         else None
     )
     costs = [
-        _cost_summary(m, results)
+        _cost_summary(m, results, methods)
         for m in methods
         if m != "random" and m not in REFERENCE_METHODS  # no model call
     ]

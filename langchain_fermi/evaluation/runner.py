@@ -71,6 +71,7 @@ _LATER_FIELDS = {
     "max_failures_shown": 10,
     "tie_break": "order",
     "optimizer_seed": None,
+    "restarts": 1,
 }
 
 

@@ -62,6 +62,11 @@ class OptimizationRecord(BaseModel):
     degenerate_served: int = Field(0, description="served learned prompts the guard would reject")
     dropped: dict[str, int] = Field(default_factory=dict, description="candidates not scored")
     optimizer_tokens_per_candidate: float | None = None
+    restart: int = Field(0, description="restarts > 1: the search kept (from 0)")
+    search_scores: list[float] = Field(
+        default_factory=list,
+        description="restarts > 1: each search's best served score on the scoring opinions",
+    )
 
 
 class LeakCheck(BaseModel):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 
 from langchain_fermi.data import split_user
-from langchain_fermi.evaluation import costs
 from langchain_fermi.evaluation.config import (
     LEARNED_METHODS,
     REFERENCE_METHODS,
@@ -37,7 +36,7 @@ from langchain_fermi.evaluation.methods import (
     zero_shot_prompts,
 )
 from langchain_fermi.evaluation.metrics import accuracy, random_draws, random_expected_accuracy
-from langchain_fermi.evaluation.redact import redact_profile, redact_survey_text
+from langchain_fermi.evaluation.records import optimization_record
 from langchain_fermi.evaluation.references import reference_result
 from langchain_fermi.evaluation.retrievers import Bm25Retriever, CachedEmbedder, DenseRetriever
 from langchain_fermi.evaluation.schema import (
@@ -46,10 +45,8 @@ from langchain_fermi.evaluation.schema import (
     OptimizationRecord,
     UserResult,
 )
-from langchain_fermi.graph.guard import degenerate_reason
-from langchain_fermi.questions import profile_addendum
 from langchain_fermi.scoring import ScoreCache
-from langchain_fermi.types import Cost, FermiResult, Opinion, ScoredPrompt, UserProfile
+from langchain_fermi.types import FermiResult, Opinion, UserProfile
 
 if TYPE_CHECKING:
     from langchain_fermi.personalizer import FermiPersonalizer
@@ -102,11 +99,17 @@ def paper_user_id(user_id: str) -> str:
     return f"{user_id}.paper"
 
 
+def first_search_user_id(user_id: str) -> str:
+    """The id Fermi's first search alone is served under (``fermi_rop_first_search``)."""
+    return f"{user_id}.first"
+
+
 def optimize_variant(
     user: UserProfile, variant: str, ctx: BenchContext
 ) -> tuple[FermiResult, RecordingCache]:
     """Run the graph for one optimization (`RUNS` key) on the user's optimization opinions; a
-    local optimizer samples from the user's own seed (`seeded_copy`, the same in every run)."""
+    local optimizer samples from the user's own seed (`seeded_copy`, the same in every run),
+    restart i from ``sampling_seed + i``: the draw a one-search run with that seed makes."""
     from langchain_fermi.graph import optimize_user
     from langchain_fermi.models import seeded_copy
 
@@ -114,103 +117,21 @@ def optimize_variant(
         msg = f"method(s) {sorted(LEARNED_METHODS)} need an optimizer model"
         raise ValueError(msg)
     recorder = RecordingCache(ctx.cache)
+    config = ctx.config.fermi_config(variant)
+    seed = ctx.config.sampling_seed
+    optimizers = [
+        seeded_copy(ctx.optimizer, user_seed(seed + i, user.user_id))
+        for i in range(config.restarts)
+    ]
     result = optimize_user(
         user,
         ctx.target,
-        seeded_copy(ctx.optimizer, user_seed(ctx.config.sampling_seed, user.user_id)),
-        config=ctx.config.fermi_config(variant),
+        optimizers,
+        config=config,
         cache=recorder,
         progress=ctx.show_progress and ctx.config.jobs == 1,  # parallel bars would interleave
     )
     return result, recorder
-
-
-def optimization_cost(
-    result: FermiResult, recorder: RecordingCache, optimize: Sequence[Opinion], scorer: TestScorer
-) -> tuple[Cost, Cost]:
-    """The optimization's actual and naive cost, target tokens counted the same way for both.
-
-    `Cost` records the target's and the optimizer's share apart (`costs.optimization_cost`);
-    the target calls actually made are those this optimization wrote to the cache.
-    """
-    by_id = {o.id: o for o in optimize}
-    pairs = ((p.text, by_id[i]) for p in result.prompts for i in p.opinion_ids)
-    paid = recorder.paid_pairs(pairs, scorer.key)
-    return costs.optimization_cost(result, paid, optimize)
-
-
-def _best_served(result: FermiResult) -> ScoredPrompt:
-    """The best prompt a user may be served (the guard's set), else the best in memory."""
-    served = result.serving_prompts()
-    return served[0] if served else result.best
-
-
-def _written(text: str, user: UserProfile) -> str:
-    """What the optimizer wrote of a prompt: the paragraph of the addendum form, else all of it
-    (the guard's checks apply to that, not to the profile prompt around it)."""
-    added = profile_addendum(user, text)
-    return text if added is None else added
-
-
-def _record(
-    variant: str,
-    result: FermiResult,
-    recorder: RecordingCache,
-    user: UserProfile,
-    ctx: BenchContext,
-) -> OptimizationRecord:
-    optimize = list(user.opinions)
-    min_words = result.config.min_prompt_words
-    best = _best_served(result)
-    actual, naive = optimization_cost(result, recorder, optimize, ctx.scorer)
-    questions = [o.question for o in optimize]
-    profile = user.profile_text()
-
-    def clean(text: str) -> str:  # no survey text and no respondent profile on disk
-        return redact_survey_text(redact_profile(text, profile), questions)
-
-    served = result.serving_prompts()
-    written = [_written(p.text, user) for p in served if p.iteration > 0]
-    generated = max(len(result.prompts) - 1, 0)
-    return OptimizationRecord(
-        variant=variant,
-        guard=result.config.guard,
-        served=[
-            {
-                "text": clean(p.text),
-                "score": p.score,
-                "validation": result.validation.get(p.text),
-            }
-            for p in served
-        ],
-        fallback=result.fallback,
-        degenerate_served=sum(
-            degenerate_reason(text, optimize, min_words=min_words) is not None
-            for text in written
-            if text
-        ),
-        dropped=dict(result.dropped),
-        optimizer_tokens_per_candidate=(
-            result.cost.optimizer_tokens / generated if generated else None
-        ),
-        curve=list(result.curve),
-        stop_reason=result.stop_reason,
-        cost=actual,
-        naive=naive,
-        reported_cost=result.cost,
-        prompts_scored=len(result.prompts),
-        pairs_scored=sum(len(p.opinion_ids) for p in result.prompts),
-        best_prompt=clean(best.text),
-        best_score=best.score,
-        memory=[
-            {
-                "text": clean(p.text),
-                "score": p.score,
-                "iteration": p.iteration,
-            }
-            for p in result.memory
-        ],
-    )
 
 
 def _method_prompts(method: str, data: UserSplit, ctx: BenchContext) -> MethodPrompts:
@@ -229,13 +150,12 @@ def _method_prompts(method: str, data: UserSplit, ctx: BenchContext) -> MethodPr
             user, test, retriever, k=cfg.few_shot_k, with_profile=cfg.few_shot_with_profile
         )
     if method in ("opro", "fermi_best"):
-        return best_prompts(_best_served(data.learned[LEARNED_METHODS[method]]).text, test)
-    if method in ("fermi_rop", "fermi_rop_paper"):
+        return best_prompts(data.learned[LEARNED_METHODS[method]].best_served.text, test)
+    if method in _SERVED_AS:
         if ctx.served is None:
             msg = "the Retrieval-of-Prompt method needs the served selection (BenchContext.served)"
             raise ValueError(msg)
-        uid = user.user_id if method == "fermi_rop" else paper_user_id(user.user_id)
-        return served_prompts(ctx.served, uid, test)
+        return served_prompts(ctx.served, _SERVED_AS[method](user.user_id), test)
     if method == "hidden_prompt":
         return MethodPrompts(prompts=[ctx.planted[user.user_id]] * len(test))
     msg = f"unknown method {method!r}"
@@ -283,16 +203,32 @@ def run_method(method: str, data: UserSplit, ctx: BenchContext) -> MethodResult:
     )
 
 
+_SERVED_AS: dict[str, Callable[[str], str]] = {
+    "fermi_rop": lambda uid: uid,
+    "fermi_rop_paper": paper_user_id,
+    "fermi_rop_first_search": first_search_user_id,
+}
+"""The Retrieval-of-Prompt methods and the store id each one's prompts are served under."""
+
+
 def _serve(user: UserProfile, learned: dict[str, FermiResult], ctx: BenchContext) -> None:
     """Save the user as `fermi optimize` would (their optimization opinions and the prompts
-    their result serves), so the Retrieval-of-Prompt rows are what ``fermi ask`` selects."""
+    their result serves), so the Retrieval-of-Prompt rows are what ``fermi ask`` selects; the
+    first search alone is served too when there were restarts (`fermi_rop_first_search`)."""
     if ctx.served is None:
         return
     store = ctx.served.store
-    for run, uid in (("fermi", user.user_id), ("fermi_paper", paper_user_id(user.user_id))):
-        if run in learned:
-            store.save_user(user.model_copy(update={"user_id": uid}))
-            store.save_prompts(uid, learned[run].serving_prompts())
+    served: dict[str, FermiResult] = {}
+    if "fermi" in learned:
+        fermi = learned["fermi"]
+        served[user.user_id] = fermi
+        if "fermi_rop_first_search" in ctx.config.methods:
+            served[first_search_user_id(user.user_id)] = (fermi.searches or [fermi])[0]
+    if "fermi_paper" in learned:
+        served[paper_user_id(user.user_id)] = learned["fermi_paper"]
+    for uid, result in served.items():
+        store.save_user(user.model_copy(update={"user_id": uid}))
+        store.save_prompts(uid, result.serving_prompts())
 
 
 def evaluate_user(user: UserProfile, ctx: BenchContext) -> UserResult:
@@ -394,7 +330,7 @@ def _optimize(
         )
         raise TestLeakError(msg)
     records = {
-        variant: _record(variant, result, recorder, optimize_user_, ctx)
+        variant: optimization_record(variant, result, recorder, optimize_user_, ctx.scorer)
         for (variant, result), recorder in zip(learned.items(), recorders, strict=True)
     }
     return learned, records, leak

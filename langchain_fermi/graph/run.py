@@ -2,7 +2,9 @@
 
 A SQLite checkpoint (a path, or any LangGraph checkpointer) makes a killed run resume from its
 last completed step; the score cache next to it (`default_cache_path`) means a resumed run never
-scores a (prompt, question) twice. The graph itself is `langchain_fermi.graph.builder`.
+scores a (prompt, question) twice. With ``FermiConfig(restarts=N)`` the search runs N times on
+threads of their own, sharing that cache, and the best one is kept (`graph.restarts`). The
+graph itself is `langchain_fermi.graph.builder`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from langchain_fermi.graph.builder import build_fermi_graph
+from langchain_fermi.graph.restarts import merge_searches, restart_optimizers, restart_thread
 from langchain_fermi.graph.result import result_from_state
 from langchain_fermi.graph.rules import last_iteration
 from langchain_fermi.graph.state import Node
@@ -72,8 +75,10 @@ def _checkpointer(
 
 
 def _fingerprint(inputs: dict[str, Any], config: FermiConfig, models: Sequence[str]) -> str:
+    # one search's settings: `restarts` stays out, so a finished one-search run is restart 0
+    settings = config.model_dump(mode="json", exclude={"restarts"})
     raw = json.dumps(
-        [inputs["user"], inputs["warm_start"], config.model_dump(mode="json"), list(models)],
+        [inputs["user"], inputs["warm_start"], settings, list(models)],
         sort_keys=True,
         ensure_ascii=False,
     )
@@ -159,31 +164,77 @@ class _Run:
         return bar
 
 
+OptimizerModels = str | BaseChatModel | Sequence[BaseChatModel] | None
+"""An optimizer: a name, a model, ``None`` for the offline default, or one model per restart."""
+
+
 def _prepare(
     user: UserProfile | dict[str, Any],
     target_model: str | BaseChatModel | None,
-    optimizer_model: str | BaseChatModel | None,
+    optimizer_model: OptimizerModels,
     config: FermiConfig | None,
     thread_id: str | None,
     warm_start: Sequence[str | ScoredPrompt] | None,
-) -> _Run:
+) -> list[_Run]:
+    """One `_Run` per restart (one for a plain run): same user, target and inputs, each with
+    its optimizer and checkpoint thread."""
     user = user if isinstance(user, UserProfile) else UserProfile.model_validate(user)
     config = config or FermiConfig()
     target = get_chat_model(target_model, role="target", temperature=config.target_temperature)
-    optimizer = get_chat_model(
-        optimizer_model, role="optimizer", temperature=config.optimizer_temperature
-    )
+    if optimizer_model is None or isinstance(optimizer_model, str | BaseChatModel):
+        optimizer_model = get_chat_model(
+            optimizer_model, role="optimizer", temperature=config.optimizer_temperature
+        )
+    optimizers = restart_optimizers(optimizer_model, config.restarts, config.seed)
+    search = config.model_copy(update={"restarts": 1})
     texts = [w.text if isinstance(w, ScoredPrompt) else str(w) for w in warm_start or []]
-    inputs: dict[str, Any] = {"user": user.model_dump(mode="json"), "warm_start": texts}
-    inputs["fingerprint"] = _fingerprint(inputs, config, [model_id(target), model_id(optimizer)])
-    run_config: RunnableConfig = {"configurable": {"thread_id": thread_id or user.user_id}}
-    return _Run(user, config, target, optimizer, inputs, run_config)
+    runs = []
+    for restart, optimizer in enumerate(optimizers):
+        inputs: dict[str, Any] = {"user": user.model_dump(mode="json"), "warm_start": texts}
+        inputs["fingerprint"] = _fingerprint(
+            inputs, search, [model_id(target), model_id(optimizer)]
+        )
+        thread = restart_thread(thread_id or user.user_id, restart)
+        run_config: RunnableConfig = {"configurable": {"thread_id": thread}}
+        runs.append(_Run(user, search, target, optimizer, inputs, run_config))
+    return runs
+
+
+def _finish(results: list[FermiResult], config: FermiConfig | None) -> FermiResult:
+    """One search's result as it is; several merged (`merge_searches`)."""
+    config = config or FermiConfig()
+    return results[0] if config.restarts == 1 else merge_searches(results, config)
+
+
+def _search(
+    run: _Run,
+    saver: BaseCheckpointSaver | None,
+    cache: ScoreCache | str | Path | None,
+    progress: bool,
+) -> FermiResult:
+    """Run (or resume, or read back) one search on its thread."""
+    graph = build_fermi_graph(
+        run.target, run.optimizer, config=run.config, checkpointer=saver, cache=cache
+    )
+    snapshot = graph.get_state(run.run_config) if saver is not None else None
+    start, done, finished = run.resume_point(snapshot)
+    if finished and snapshot is not None:
+        return result_from_state(snapshot.values, run.config)
+    bar = run.bar(progress, done)
+    try:
+        values = _stream(graph, start, run.run_config, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if saver is not None:
+        values = graph.get_state(run.run_config).values
+    return result_from_state(values, run.config)
 
 
 def optimize_user(
     user: UserProfile | dict[str, Any],
     target_model: str | BaseChatModel | None = None,
-    optimizer_model: str | BaseChatModel | None = None,
+    optimizer_model: OptimizerModels = None,
     *,
     config: FermiConfig | None = None,
     checkpointer: BaseCheckpointSaver | str | Path | None = None,
@@ -197,12 +248,14 @@ def optimize_user(
     Args:
         user: the user (profile + opinions).
         target_model: the model to personalize (offline default when ``None``).
-        optimizer_model: the model that writes prompts (offline default when ``None``).
+        optimizer_model: the model that writes prompts (offline default when ``None``), or
+            one model per restart (``config.restarts``; by default restart i > 0 of a local
+            model samples from its own seed, `graph.restarts.restart_seed`).
         config: hyperparameters.
         checkpointer: a checkpoint saver, or a path to a SQLite file. With one, a run that
             was killed resumes from its last completed step when called again with the same
             thread id; a finished thread returns its final state without any model call.
-        thread_id: defaults to the user id.
+        thread_id: defaults to the user id (restart i > 0: ``<thread_id>-r<i>``).
         cache: a `ScoreCache` or a path. Defaults to ``<checkpoint>.scores.sqlite`` next to a
             SQLite checkpoint, so a resumed run never scores a (prompt, question) twice.
         warm_start: prompts from a previous optimization, scored in iteration 0 next to the
@@ -213,26 +266,14 @@ def optimize_user(
         LLMCallError: a model call still failed after its retries (the checkpoint keeps the
             last completed step).
     """
-    run = _prepare(user, target_model, optimizer_model, config, thread_id, warm_start)
+    runs = _prepare(user, target_model, optimizer_model, config, thread_id, warm_start)
     with _checkpointer(checkpointer) as saver:
         if cache is None and saver is not None and (db := _sqlite_file(saver)) is not None:
             cache = default_cache_path(db)
-        graph = build_fermi_graph(
-            run.target, run.optimizer, config=run.config, checkpointer=saver, cache=cache
-        )
-        snapshot = graph.get_state(run.run_config) if saver is not None else None
-        start, done, finished = run.resume_point(snapshot)
-        if finished and snapshot is not None:
-            return result_from_state(snapshot.values, run.config)
-        bar = run.bar(progress, done)
-        try:
-            values = _stream(graph, start, run.run_config, bar)
-        finally:
-            if bar is not None:
-                bar.close()
-        if saver is not None:
-            values = graph.get_state(run.run_config).values
-    return result_from_state(values, run.config)
+        if len(runs) > 1 and not isinstance(cache, ScoreCache):
+            cache = ScoreCache(cache)  # one cache for every restart (in memory without a path)
+        results = [_search(run, saver, cache, progress) for run in runs]
+    return _finish(results, config)
 
 
 @asynccontextmanager
@@ -268,7 +309,7 @@ async def _astream(
 async def aoptimize_user(
     user: UserProfile | dict[str, Any],
     target_model: str | BaseChatModel | None = None,
-    optimizer_model: str | BaseChatModel | None = None,
+    optimizer_model: OptimizerModels = None,
     *,
     config: FermiConfig | None = None,
     checkpointer: BaseCheckpointSaver | str | Path | None = None,
@@ -283,30 +324,40 @@ async def aoptimize_user(
     Same arguments as `optimize_user`; the checkpointer must support async access
     (``InMemorySaver``, ``AsyncSqliteSaver``, ``AsyncPostgresSaver``), and a path opens an
     ``AsyncSqliteSaver``, with the score cache at ``<checkpoint>.scores.sqlite`` beside it.
+    Restarts (``config.restarts``) run concurrently.
 
     Raises:
         LLMCallError: a model call still failed after its retries (the checkpoint keeps the
             last completed step).
     """
-    run = _prepare(user, target_model, optimizer_model, config, thread_id, warm_start)
+    runs = _prepare(user, target_model, optimizer_model, config, thread_id, warm_start)
     if cache is None and isinstance(checkpointer, str | Path):
         cache = default_cache_path(Path(checkpointer).expanduser())
-    if isinstance(cache, str | Path):  # opening SQLite touches the disk: not on the event loop
+    if isinstance(cache, str | Path) or (cache is None and len(runs) > 1):
+        # one cache for every restart; opening SQLite touches the disk: not on the event loop
         cache = await asyncio.to_thread(ScoreCache, cache)
     async with _acheckpointer(checkpointer) as saver:
-        graph = build_fermi_graph(
-            run.target, run.optimizer, config=run.config, checkpointer=saver, cache=cache
-        )
-        snapshot = await graph.aget_state(run.run_config) if saver is not None else None
-        start, done, finished = run.resume_point(snapshot)
-        if finished and snapshot is not None:
-            return result_from_state(snapshot.values, run.config)
-        bar = run.bar(progress, done)
-        try:
-            values = await _astream(graph, start, run.run_config, bar)
-        finally:
-            if bar is not None:
-                bar.close()
-        if saver is not None:
-            values = (await graph.aget_state(run.run_config)).values
+        results = await asyncio.gather(*(_asearch(run, saver, cache, progress) for run in runs))
+    return _finish(list(results), config)
+
+
+async def _asearch(
+    run: _Run, saver: BaseCheckpointSaver | None, cache: ScoreCache | None, progress: bool
+) -> FermiResult:
+    """Async `_search`."""
+    graph = build_fermi_graph(
+        run.target, run.optimizer, config=run.config, checkpointer=saver, cache=cache
+    )
+    snapshot = await graph.aget_state(run.run_config) if saver is not None else None
+    start, done, finished = run.resume_point(snapshot)
+    if finished and snapshot is not None:
+        return result_from_state(snapshot.values, run.config)
+    bar = run.bar(progress, done)
+    try:
+        values = await _astream(graph, start, run.run_config, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if saver is not None:
+        values = (await graph.aget_state(run.run_config)).values
     return result_from_state(values, run.config)

@@ -8,7 +8,8 @@ Serve them from the repository root, or from anywhere with the config ``fermi st
   the profile's fields).
 * **Configuration** (per assistant or per run, the graph's context schema `FermiStudioContext`):
   ``K``, ``L``, ``T``, ``variant``, the budgets (``max_target_calls``, ``max_optimizer_calls``,
-  ``max_tokens``), ``patience``, ``bracket_fallback`` and ``save``. Defaults are small so a run
+  ``max_tokens``), ``patience``, ``bracket_fallback``, ``restarts`` and ``save``. Defaults are
+  small so a run
   finishes in a few minutes on a laptop CPU; ``FERMI_K``, ``FERMI_L``, ``FERMI_T``,
   ``FERMI_MAX_TARGET_CALLS`` and ``FERMI_BRACKET_FALLBACK`` change them at server start.
 * **Output**: the run's memory, curve, cost and stop reason; with ``save`` (default) the learned
@@ -19,21 +20,25 @@ Serve them from the repository root, or from anywhere with the config ``fermi st
   offline SmolLM2); ``FERMI_SCORE_CACHE``: a SQLite score cache (default in memory).
 
 The server brings its own checkpointer: the loop runs as a subgraph of this graph and is
-checkpointed with it.
+checkpointed with it. With ``restarts`` > 1 the ``optimize`` node runs once per restart, in
+parallel branches (the Send API), and ``pick`` keeps the search that fits the user best.
 """
 
 import asyncio
+import operator
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import NotRequired, TypedDict
 
 from langchain_fermi.graph import build_fermi_graph, result_from_state
+from langchain_fermi.graph.restarts import merge_searches, restart_optimizers
 from langchain_fermi.models import get_chat_model
 from langchain_fermi.scoring import AnswerScorer, ScoreCache
 from langchain_fermi.types import FermiConfig, UserProfile
@@ -107,6 +112,12 @@ class FermiStudioContext(BaseModel):
         description="which of two equal scores ranks first in memory: order (the earlier scored) "
         "or likelihood (the higher mean probability of the user's options)",
     )
+    restarts: int = Field(
+        1,
+        ge=1,
+        description="independent searches (parallel branches); the one whose best prompt "
+        "scores highest on the user's opinions is kept",
+    )
     save: bool = Field(True, description="save the learned prompts to the server's store")
 
 
@@ -132,9 +143,16 @@ class StudioOutput(TypedDict, total=False):
 
 
 class StudioState(StudioInput, StudioOutput, total=False):
-    """Input, output and the loop's whole output (``run``) between the two nodes."""
+    """Input, output, every search's final state (``searches``) and the kept one's (``run``)."""
 
     run: dict[str, Any]
+    searches: Annotated[list[dict[str, Any]], operator.add]
+
+
+class SearchInput(StudioInput):
+    """What one ``optimize`` branch gets: the input and its restart number."""
+
+    restart: int
 
 
 def studio_config(
@@ -164,6 +182,7 @@ def studio_config(
         prompt_form=ctx.prompt_form,
         meta_prompt_style=ctx.meta_prompt_style,
         tie_break=ctx.tie_break,
+        restarts=ctx.restarts,
     )
 
 
@@ -184,11 +203,14 @@ _scorer = AnswerScorer(
 _LOOPS: dict[str, Any] = {}
 
 
-def _loop(config: FermiConfig) -> Any:
-    """The compiled loop for ``config`` (one per distinct setting, built on first use)."""
-    key = config.model_dump_json()
+def _loop(config: FermiConfig, restart: int = 0) -> Any:
+    """The compiled loop of one search (one per distinct setting and restart, built on first
+    use); restart i > 0 of a local optimizer samples from its own seed."""
+    search = config.model_copy(update={"restarts": 1})
+    key = f"{search.model_dump_json()}|{restart}"
     if key not in _LOOPS:
-        _LOOPS[key] = build_fermi_graph(None, _optimizer, config=config, scorer=_scorer)
+        optimizer = restart_optimizers(_optimizer, restart + 1, config.seed)[restart]
+        _LOOPS[key] = build_fermi_graph(None, optimizer, config=search, scorer=_scorer)
     return _LOOPS[key]
 
 
@@ -212,7 +234,7 @@ def _context(context: Any) -> FermiStudioContext:
     return FermiStudioContext.model_validate(dict(context or {}))
 
 
-def _user(state: StudioState) -> UserProfile:
+def _user(state: StudioInput) -> UserProfile:
     raw = state.get("user")
     if raw is None:
         msg = "the input needs a 'user' (a UserProfile)"
@@ -225,19 +247,38 @@ def make_studio_graph(
 ) -> CompiledStateGraph[StudioState, FermiStudioContext, StudioInput, StudioOutput]:
     """The Studio graph for ``variant``: ``optimize`` (Fermi's loop as a subgraph) -> ``save``."""
 
-    async def optimize(state: StudioState, runtime: Runtime[FermiStudioContext]) -> dict[str, Any]:
-        """Run the loop with this assistant's / run's settings (as a subgraph of this run)."""
+    def fan_out(state: StudioState, runtime: Runtime[FermiStudioContext]) -> list[Send]:
+        """One ``optimize`` branch per restart."""
         fermi = studio_config(variant, _context(runtime.context))
-        loop = _loop(fermi)
+        inputs = {"user": _user(state), "warm_start": list(state.get("warm_start") or [])}
+        return [Send("optimize", {**inputs, "restart": i}) for i in range(fermi.restarts)]
+
+    async def optimize(state: SearchInput, runtime: Runtime[FermiStudioContext]) -> dict[str, Any]:
+        """Run one search with this assistant's / run's settings (a subgraph of this run)."""
+        fermi = studio_config(variant, _context(runtime.context))
+        restart = state.get("restart", 0)
+        loop = _loop(fermi, restart)
         inputs: dict[str, Any] = {
             "user": _user(state).model_dump(mode="json"),
             "warm_start": list(state.get("warm_start") or []),
         }
         limit = {"recursion_limit": loop.config["recursion_limit"]}
         values = await loop.ainvoke(inputs, {**get_config(), **limit})
+        return {"searches": [{"restart": restart, "run": values}]}
+
+    def pick(state: StudioState, runtime: Runtime[FermiStudioContext]) -> dict[str, Any]:
+        """Keep the search that fits the user best (the only one without restarts)."""
+        fermi = studio_config(variant, _context(runtime.context))
+        runs = [s["run"] for s in sorted(state.get("searches") or [], key=lambda s: s["restart"])]
+        search = fermi.model_copy(update={"restarts": 1})
+        results = [result_from_state(values, search) for values in runs]
+        kept = results[0] if len(results) == 1 else merge_searches(results, fermi)
+        values = runs[kept.restart]
         out = {k: values.get(k) for k in StudioOutput.__annotations__ if k in values}
+        out["cost"] = kept.cost.model_dump(mode="json")  # every search's, summed
+        out["dropped"] = dict(kept.dropped)
         config_out = fermi.model_dump(mode="json", by_alias=True)
-        return {**out, "run": values, "user_id": inputs["user"]["user_id"], "config": config_out}
+        return {**out, "run": values, "user_id": _user(state).user_id, "config": config_out}
 
     async def save(state: StudioState, runtime: Runtime[FermiStudioContext]) -> dict[str, Any]:
         """Save the learned prompts (and the user) where ``fermi_agent`` reads them."""
@@ -257,9 +298,11 @@ def make_studio_graph(
         output_schema=StudioOutput,
     )
     builder.add_node("optimize", optimize)
+    builder.add_node("pick", pick)
     builder.add_node("save", save)
-    builder.add_edge(START, "optimize")
-    builder.add_edge("optimize", "save")
+    builder.add_conditional_edges(START, fan_out, ["optimize"])
+    builder.add_edge("optimize", "pick")
+    builder.add_edge("pick", "save")
     builder.add_edge("save", END)
     return builder.compile(name=name)
 

@@ -129,6 +129,14 @@ class FermiConfig(BaseModel):
         0.2, ge=0.0, lt=1.0, description="guard: share of the opinions held out for validation"
     )
     min_prompt_words: int = Field(4, ge=1, description="guard: fewest words of an instruction")
+    restarts: int = Field(
+        1,
+        ge=1,
+        description="independent searches per user, each with its own optimizer samples; the "
+        "one whose best served prompt scores highest on the scoring opinions is kept (ties: "
+        "tie_break, then the first). A small optimizer's first iteration decides most of a "
+        "search, so restarts trade optimizer and target calls for steadier results",
+    )
     stop_at_bracket: bool = Field(
         True,
         description="end each optimizer reply at its first ']' (the new prompt is complete there; "

@@ -139,6 +139,28 @@ class FermiResult(BaseModel):
         False, description="guard: no learned prompt was kept; only the profile prompt is served"
     )
     config: FermiConfig = Field(default_factory=FermiConfig)
+    restart: int = Field(
+        0, ge=0, description="FermiConfig.restarts > 1: which search this result is (from 0)"
+    )
+    searches: list[FermiResult] = Field(
+        default_factory=list,
+        description="FermiConfig.restarts > 1: every search, in restart order. The result "
+        "itself is the kept one (`restart`) with `cost` and `dropped` summed over all of them",
+    )
+
+    @property
+    def all_prompts(self) -> list[ScoredPrompt]:
+        """Every prompt scored by every search (`prompts` when there was one search): what
+        the optimization paid for."""
+        if not self.searches:
+            return list(self.prompts)
+        return [p for search in self.searches for p in search.prompts]
+
+    @property
+    def best_served(self) -> ScoredPrompt:
+        """The best prompt the user may be served (the guard's set), else the best in memory."""
+        served = self.serving_prompts()
+        return served[0] if served else self.best
 
     def learned_prompts(self, *, include_last_generation: bool = True) -> list[ScoredPrompt]:
         """The prompt set learned for the user, best first: the memory plus, optionally, the
@@ -170,3 +192,6 @@ class FermiResult(BaseModel):
             msg = f"user {self.user_id!r}: the result holds no scored prompt"
             raise ValueError(msg)
         return self.memory[0]
+
+
+FermiResult.model_rebuild()
