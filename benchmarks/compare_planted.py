@@ -3,7 +3,9 @@ paired difference, and the share of the held-out gap between the profile and the
 each recovers, for all shared users, per hidden trait and, with ``--exclude``, for the users
 not listed (say, those looked at while a setting was designed). ``--control opro`` adds the same
 comparison for a method whose settings the two runs share: its difference is what a rerun
-alone changes (the optimizer samples differently each run).
+alone changes (the optimizer samples differently each run). ``--method-a`` / ``--method-b``
+compare two different methods of the runs (say run A's OPRO against run B's Fermi+RoP on the
+same users and splits).
 
     python -m benchmarks.compare_planted benchmarks/results/planted-qwen15 \\
         benchmarks/results/planted-qwen15-contrast --exclude 286663-pessimist,... \\
@@ -61,8 +63,10 @@ def compare(
     seed: int = 0,
     n: int = 2000,
     method: str = METHOD,
+    method_b: str | None = None,
 ) -> dict[str, Any]:
-    """Run A vs run B on ``ids``: both runs' profile and hidden rows must agree (same users)."""
+    """Run A's ``method`` vs run B's ``method_b`` (default: the same method) on ``ids``: both
+    runs' profile and hidden rows must agree (same users and splits)."""
     for i in ids:
         for m in ("profile", "hidden_prompt"):
             if abs(a[i][m] - b[i][m]) > 1e-9:
@@ -71,7 +75,7 @@ def compare(
     profile = np.array([a[i]["profile"] for i in ids])
     gap = np.array([a[i]["hidden_prompt"] for i in ids]) - profile
     acc_a = np.array([a[i][method] for i in ids])
-    acc_b = np.array([b[i][method] for i in ids])
+    acc_b = np.array([b[i][method_b or method] for i in ids])
     diff = paired_bootstrap_ci(list(acc_b), list(acc_a), n_samples=n, seed=seed)
     return {
         "users": len(ids),
@@ -104,22 +108,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_b", type=Path, help="the run compared with it")
     p.add_argument("--exclude", default="", help="comma-separated user ids for the last row")
     p.add_argument("--control", default=None, help="a method the two runs share unchanged")
+    p.add_argument("--method-a", default=METHOD, help="run A's method (default fermi_rop)")
+    p.add_argument("--method-b", default=METHOD, help="run B's method (default fermi_rop)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = p.parse_args(argv)
     a, b = load_users(args.run_a), load_users(args.run_b)
-    shared = [i for i in a if i in b and METHOD in a[i] and METHOD in b[i]]
+    ma, mb = args.method_a, args.method_b
+    shared = [i for i in a if i in b and ma in a[i] and mb in b[i]]
     if not shared:
         p.error("the runs share no finished user")
     groups = {"all": shared, **by_trait(shared)}
     excluded = {s for s in args.exclude.split(",") if s}
     if excluded:
         groups["not excluded"] = [i for i in shared if i not in excluded]
-    results = {name: compare(a, b, ids) for name, ids in groups.items() if ids}
+    results = {
+        name: compare(a, b, ids, method=ma, method_b=mb) for name, ids in groups.items() if ids
+    }
     if args.control:
         both = [i for i in shared if args.control in a[i] and args.control in b[i]]
         if both:
             results[f"control: {args.control}"] = compare(a, b, both, method=args.control)
-    print(f"A = {args.run_a.name}, B = {args.run_b.name}; {METHOD}, held-out accuracy")
+    print(f"A = {args.run_a.name} {ma}, B = {args.run_b.name} {mb}; held-out accuracy")
     print("| users | n | profile | A | B | B − A, paired [95 % CI] | A: gap recovered | "
           "B: gap recovered |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -129,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         report = {
             "run_a": args.run_a.name,
             "run_b": args.run_b.name,
-            "method": METHOD,
+            "method": ma if ma == mb else None,
+            "method_a": ma,
+            "method_b": mb,
             "excluded": sorted(excluded),
             "control": args.control,
             "groups": results,

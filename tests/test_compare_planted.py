@@ -109,3 +109,16 @@ def test_pool_keeps_the_draw_with_the_best_training_score(tmp_path: Path, capsys
     c = _run(tmp_path / "c", {"u1-optimist": 0.75, "u2-pessimist": 0.5})  # no training scores
     assert pool_main([str(a), str(c), "--out", str(out)]) == 0
     assert "best_by_training" not in json.loads(out.read_text())
+
+
+def test_compares_two_methods_of_two_runs(tmp_path: Path, capsys) -> None:
+    a = _run(tmp_path / "a", {"u1-optimist": 0.75, "u2-pessimist": 0.5})
+    b = _run(tmp_path / "b", {"u1-optimist": 1.0, "u2-pessimist": 0.75})
+    out = tmp_path / "cmp.json"
+    assert main([str(a), str(b), "--method-a", "opro", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert (report["method_a"], report["method_b"], report["method"]) == ("opro", "fermi_rop", None)
+    everyone = report["groups"]["all"]
+    assert everyone["a"] == 0.5 and everyone["b"] == 0.875  # run A's OPRO, run B's Fermi+RoP
+    assert everyone["b_minus_a"]["mean"] == pytest.approx(0.375)
+    assert "A = a opro, B = b fermi_rop" in capsys.readouterr().out
