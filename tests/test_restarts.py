@@ -192,3 +192,20 @@ def test_the_bench_pays_for_every_restart_and_serves_the_first_search_apart(
     single = one.users[0].optimization["fermi"]
     assert single.search_scores == [] and single.restart == 0
     assert single.reported_cost.optimizer_calls == config.num_candidates * config.iterations
+
+
+def test_the_cost_estimate_counts_every_restart() -> None:
+    from langchain_fermi.graph.estimate import estimate_cost
+
+    config = _restarts(2).model_copy(update={"guard": False})
+    target = KeywordTarget()
+    optimizers = [ScriptedOptimizer(replies=WEAK), ScriptedOptimizer(replies=STRONG)]
+    result = optimize_user(make_user(), target, optimizers, config=config, progress=False)
+    one = estimate_cost(make_user(), CONFIG.model_copy(update={"guard": False}), target=target)
+    both = estimate_cost(make_user(), config, target=target)
+    assert both.expected.optimizer_calls == 2 * one.expected.optimizer_calls
+    assert both.expected.optimizer_calls == result.cost.optimizer_calls
+    assert both.expected_prompts == len(result.all_prompts)
+    # the shared cache scores the profile prompt once: the saving the estimate leaves in
+    assert both.expected.target_calls - result.cost.target_calls == both.scoring_opinions
+    assert both.upper.target_calls >= result.cost.target_calls

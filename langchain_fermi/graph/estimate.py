@@ -16,7 +16,9 @@ Stop rules and budgets are the graph's own (`rules.budget_spent`). Two scenarios
 
 Tokens are counted with `langchain_fermi.tokens` (tiktoken ``cl100k_base``, offline), the way
 OpenAI bills chat calls; a local model's own tokenizer counts somewhat differently. Retries of
-failed calls and an early stop by ``patience`` are not in either figure.
+failed calls and an early stop by ``patience`` are not in either figure. With
+``config.restarts`` = N both figures are N searches (the shared score cache spares later
+restarts the profile prompt's scoring; that saving is not subtracted).
 
 Example:
     >>> est = estimate_cost(user, FermiConfig(K=4, T=3), price_per_1k_prompt=0.00015,
@@ -312,6 +314,14 @@ def _simulate(
     return total, scored
 
 
+def _times(cost: Cost, n: int) -> Cost:
+    """``n`` searches' worth of ``cost``."""
+    total = Cost()
+    for _ in range(n):
+        total = total + cost
+    return total
+
+
 def estimate_cost(
     user: UserProfile | dict[str, Any],
     config: FermiConfig | None = None,
@@ -372,6 +382,9 @@ def estimate_cost(
     # above: the upper bound runs without it (tokens only ever stop a run earlier).
     unbudgeted = config.model_copy(update={"max_tokens": None})
     upper, n_upper = _simulate(split, unbudgeted, warm, longest)
+    n = config.restarts  # independent searches, each with the same budgets
+    expected, upper = _times(expected, n), _times(upper, n)
+    n_expected, n_upper = n_expected * n, n_upper * n
     return CostEstimate(
         user_id=user.user_id,
         scoring_opinions=len(split.scoring),
