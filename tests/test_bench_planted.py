@@ -178,6 +178,37 @@ def test_planting_keeps_persona_signal_and_drops_noise() -> None:
     assert all(c.flip_rate >= 0.3 for c in noisy.candidates)
 
 
+def test_a_resumed_planting_reuses_the_recorded_candidates_without_model_calls() -> None:
+    first = AnswerScorer(PersonaTarget())
+    users, hidden, planted = plant_users(
+        RESPONDENTS[:8], first, max_users=3, n_questions=16, attempts=6
+    )
+    assert all(c.answers is not None for c in planted.kept)
+    known = type(planted).model_validate_json(planted.model_dump_json())  # planted.json
+    target = PersonaTarget()
+    again_users, again_hidden, again = plant_users(
+        RESPONDENTS[:8], AnswerScorer(target), max_users=3, n_questions=16, attempts=6,
+        known=known,
+    )  # fmt: skip
+    assert target.calls == []  # no model call: every candidate came from the record
+    assert again_users == users and again_hidden == hidden and again == planted
+    # more users than recorded: the recorded ones are reused, only the new ones are planted
+    more, _, grown = plant_users(
+        RESPONDENTS[:12], AnswerScorer(target), max_users=4, n_questions=16, attempts=6,
+        known=known,
+    )  # fmt: skip
+    assert more[:3] == users and len(more) == 4 and target.calls
+    assert grown.candidates[: len(planted.candidates)] == planted.candidates
+    # other questions or other thresholds: the record does not apply, the users are planted anew
+    other = PersonaTarget()
+    plant_users(RESPONDENTS[:8], AnswerScorer(other), max_users=3, n_questions=12, known=known)
+    assert other.calls
+    strict = PersonaTarget()
+    plant_users(RESPONDENTS[:8], AnswerScorer(strict), max_users=3, n_questions=16,
+                attempts=6, flip_min=0.5, known=known)  # fmt: skip
+    assert strict.calls
+
+
 def test_hidden_prompt_leak_detection() -> None:
     user = RESPONDENTS[0]
     text = hidden_prompt(user, TRAITS[0])
@@ -199,6 +230,12 @@ def test_planted_benchmark_end_to_end(tmp_path: Path) -> None:
     assert report.planted is not None and report.planted["kept"] == 2
     assert {u["user_id"] for u in report.planted["users"]} == {r.user_id for r in report.users}
     assert (tmp_path / "planted" / "planted.json").is_file()
+    # resumed without its score cache (a fresh checkout): planted.json replaces the planting
+    cache = tmp_path / "planted" / "cache" / "scores.sqlite"
+    cache.unlink()
+    calls = len(target.calls)
+    resumed = _run(_config(tmp_path), target, RESPONDENTS[:8], optimizer=optimizer)
+    assert len(target.calls) == calls and resumed.users == report.users
     assert report.leak_free
     assert not any(r.leak_check.hidden_prompt_leaked for r in report.users)
     # the hidden prompt never reached the optimizer, nor any trait paragraph

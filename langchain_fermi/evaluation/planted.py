@@ -144,6 +144,11 @@ class PlantedPersona(BaseModel):
     kept: bool
     reason: str = ""
     opinion_ids: list[str] = Field(default_factory=list)
+    answers: list[int | None] | None = Field(
+        None,
+        description="kept: the option the target chose under the hidden prompt, per opinion id "
+        "(model output, no survey text); a resumed run rebuilds the user from it",
+    )
 
     @property
     def margin(self) -> float:
@@ -253,6 +258,7 @@ def plant_users(
     filter_questions: int = 20,
     seed: int = 0,
     first_traits: Sequence[str] = (),
+    known: PlantedSet | None = None,
 ) -> tuple[list[UserProfile], dict[str, str], PlantedSet]:
     """Build up to ``max_users`` planted users from real respondents' profiles and questions.
 
@@ -272,6 +278,9 @@ def plant_users(
             subset of the user's; the flip rate uses all of them).
         seed: trait order and question sample.
         first_traits: trait names tried before the seeded order (the quickstart's persona).
+        known: an earlier planting with the same settings (a resumed run's ``planted.json``):
+            a candidate it tried on the same questions is taken as it was, without model calls
+            (a kept one rebuilt from its recorded answers).
 
     Returns:
         The planted users, their hidden prompts by user id, and every candidate's record.
@@ -279,15 +288,26 @@ def plant_users(
     users: list[UserProfile] = []
     hidden: dict[str, str] = {}
     records: list[PlantedPersona] = []
+    reusable = _reusable(known, flip_min, margin)
     for source in sources:
         if len(users) >= max_users:
             break
         opinions = _sample(source.user_id, source.opinions, n_questions, seed, "plant")
         subset = _sample(source.user_id, opinions, filter_questions, seed, "filter")
         at = [i for i, o in enumerate(opinions) if o in subset]
-        base = _answers(scorer, profile_prompt(source), opinions)
+        base: list[int | None] | None = None
         for trait in _trait_order(source.user_id, seed, first_traits)[:attempts]:
             text = hidden_prompt(source, trait)
+            prior = _prior(reusable.get(f"{source.user_id}-{trait.name}"), opinions)
+            if prior is not None:
+                records.append(prior)
+                if prior.kept and prior.answers is not None:
+                    users.append(_planted_user(source, trait, opinions, prior.answers))
+                    hidden[users[-1].user_id] = text
+                    break
+                continue
+            if base is None:
+                base = _answers(scorer, profile_prompt(source), opinions)
             answers = _answers(scorer, text, opinions)
             para = _answers(scorer, hidden_prompt(source, trait, paraphrase=True), subset)
             other = _answers(scorer, hidden_prompt(source, _BY_NAME[trait.opposite]), subset)
@@ -307,7 +327,7 @@ def plant_users(
             elif record.margin < margin:
                 record.reason = "paraphrase"
             else:
-                record.kept = True
+                record.kept, record.answers = True, answers
             records.append(record)
             logger.info(
                 "planting %s: flips %.2f, paraphrase %.2f vs other %.2f -> %s",
@@ -320,6 +340,29 @@ def plant_users(
                 hidden[user.user_id] = text
                 break
     return users, hidden, PlantedSet(flip_min=flip_min, margin=margin, candidates=records)
+
+
+def _reusable(
+    known: PlantedSet | None, flip_min: float, margin: float
+) -> dict[str, PlantedPersona]:
+    """An earlier planting's candidates by user id, when its thresholds are these."""
+    if known is None or (known.flip_min, known.margin) != (flip_min, margin):
+        return {}
+    return {c.user_id: c for c in known.candidates}
+
+
+def _prior(record: PlantedPersona | None, opinions: Sequence[Opinion]) -> PlantedPersona | None:
+    """``record`` if it was tried on exactly ``opinions`` and, when kept, recorded answers that
+    fit their choices; else None (plant it again)."""
+    if record is None or record.opinion_ids != [o.id for o in opinions]:
+        return None
+    if not record.kept:
+        return record
+    answers = record.answers
+    if answers is None or len(answers) != len(opinions):
+        return None
+    fits = all(i is None or 0 <= i < len(o.choices) for i, o in zip(answers, opinions, strict=True))
+    return record if fits else None
 
 
 def hidden_prompt_leaked(hidden: str, user: UserProfile, prompt_texts: Sequence[str]) -> bool:

@@ -1,9 +1,10 @@
 """A run's users before any method runs: sampled respondents or countries with the population
 they are compared with, or planted users with their hidden prompts.
 
-Planting is deterministic (seeded traits and questions, greedy target, the run's score cache), so
-a resumed run plants the same users again at the cost of cache reads; ``planted.json`` in the run
-folder records every candidate tried (ids, trait names and rates only, no survey text).
+Planting is deterministic (seeded traits and questions, greedy target, the run's score cache).
+``planted.json`` in the run folder records every candidate tried (ids, trait names, rates and a
+kept user's answer indices; no survey text), and a resumed run takes those candidates from it
+without a model call, so resuming needs neither the planting time nor the score cache.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def prepare_users(
             attempts=config.planted_attempts,
             filter_questions=config.planted_filter_questions,
             seed=config.seed,
+            known=_read_planted(config.run_dir),
         )
         _write_planted(config.run_dir, planted_set)
         summary = planted_set.summary()
@@ -91,6 +93,21 @@ def prepare_users(
         everyone = everyone or list(chosen)
         population = Population.from_users(everyone)
     return PreparedUsers(chosen[: config.max_users], everyone=everyone, population=population)
+
+
+def _read_planted(run_dir: Path) -> PlantedSet | None:
+    """The run's earlier planting (``planted.json``; the run dir's fingerprint already matched
+    these settings), so a resumed run, even without its score cache, plants no one twice."""
+    path = run_dir / "planted.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data.pop("summary", None)
+        return PlantedSet.model_validate(data)
+    except (ValueError, TypeError) as exc:  # unreadable: plant again (the cache makes it cheap)
+        logger.warning("%s: not reused (%s)", path, exc)
+        return None
 
 
 def _write_planted(run_dir: Path, planted: PlantedSet) -> None:
