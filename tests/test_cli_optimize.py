@@ -84,6 +84,22 @@ def test_optimize_prints_memory_writes_json_and_resumes(
     assert scripted["target"] is not first_target and scripted["target"].calls == 0
 
 
+def test_restarts_run_and_say_which_search_was_kept(
+    users_file: Path, tmp_path: Path, scripted: dict, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "result.json"
+    argv = ["optimize", "--users", str(users_file), "--user-id", "u1", "-K", "1", "-T", "1"]
+    argv += ["--restarts", "2", "--out", str(out), "--no-store", "-q", "--prompt-form", "full"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "kept restart 0 of 2 (best: 0.500, 0.500)" in printed  # a tie: the first is kept
+    saved = json.loads(out.read_text())[0]
+    assert saved["config"]["restarts"] == 2 and len(saved["searches"]) == 2
+    assert saved["cost"]["optimizer_calls"] == 2  # K x T per search
+    assert main([*argv, "--restarts", "0"]) == 2  # a usage error, naming the option
+    assert "--restarts" in capsys.readouterr().err
+
+
 def test_optimize_saves_to_the_store(users_file: Path, tmp_path: Path, scripted: dict) -> None:
     pytest.importorskip("langchain_fermi.store")
     from langchain_fermi.store import FermiStore
