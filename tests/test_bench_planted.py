@@ -363,10 +363,10 @@ def test_a_learned_row_is_added_to_finished_users_with_only_its_optimization(
     tmp_path: Path,
 ) -> None:
     first = _config(tmp_path, run_name="topup-learned", guard=True, n_optimize=16)
-    first = first.model_copy(update={"methods": ["profile", "fermi_rop"]})
+    first = first.model_copy(update={"methods": ("profile", "fermi_rop")})
     before = _run(first, PersonaTarget(), RESPONDENTS[:6])
     optimizer = GloomOptimizer()
-    more = first.model_copy(update={"methods": ["profile", "fermi_rop", "fermi_rop_paper"]})
+    more = first.model_copy(update={"methods": ("profile", "fermi_rop", "fermi_rop_paper")})
     after = _run(more, PersonaTarget(), RESPONDENTS[:6], optimizer=optimizer)
     # only the guard-off optimization ran: T iterations of K samples per user
     assert optimizer.counter == [more.iterations * more.num_candidates * len(after.users)]

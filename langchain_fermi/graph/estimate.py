@@ -373,9 +373,8 @@ def estimate_cost(
         likely = _Scenario("word " * para, profile_tokens + para, para + 8, 0.5, low, 1 - drop_rate)
         longest = _Scenario("word " * limit, profile_tokens + limit, limit, 1.0, high, 1.0)
     else:
-        likely = _Scenario(
-            split.profile, profile_tokens, profile_tokens + 8, 0.5, low, 1 - drop_rate
-        )
+        kept = 1 - drop_rate
+        likely = _Scenario(split.profile, profile_tokens, profile_tokens + 8, 0.5, low, kept)
         longest = _Scenario("word " * limit, limit, limit, 1.0, high, 1.0)
     expected, n_expected = _simulate(split, config, warm, likely)
     # A token budget stops a run of long prompts sooner, so it cannot bound the calls from
