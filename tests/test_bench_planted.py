@@ -3,6 +3,7 @@ synthetic respondents with scripted models (the real-data runs are in tests/test
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,17 @@ def test_planted_benchmark_end_to_end(tmp_path: Path) -> None:
     calls = len(target.calls)
     resumed = _run(_config(tmp_path), target, RESPONDENTS[:8], optimizer=optimizer)
     assert len(target.calls) == calls and resumed.users == report.users
+    # a smaller --max-users later keeps the larger run's record (nothing to plant again after)
+    recorded = (tmp_path / "planted" / "planted.json").read_text()
+    smaller = _run(_config(tmp_path, max_users=1), target, RESPONDENTS[:8], optimizer=optimizer)
+    assert len(smaller.users) == 1 and smaller.planted is not None
+    assert smaller.planted["kept"] == 1  # the report describes the run's own users
+    assert json.loads((tmp_path / "planted" / "planted.json").read_text())["summary"] == (
+        json.loads(recorded)["summary"]
+    )
+    cache.unlink(missing_ok=True)
+    again = _run(_config(tmp_path), target, RESPONDENTS[:8], optimizer=optimizer)
+    assert len(target.calls) == calls and again.users == report.users
     assert report.leak_free
     assert not any(r.leak_check.hidden_prompt_leaked for r in report.users)
     # the hidden prompt never reached the optimizer, nor any trait paragraph
