@@ -242,8 +242,9 @@ def test_planted_benchmark_end_to_end(tmp_path: Path) -> None:
     smaller = _run(_config(tmp_path, max_users=1), target, RESPONDENTS[:8], optimizer=optimizer)
     assert len(smaller.users) == 1 and smaller.planted is not None
     assert smaller.planted["kept"] == 1  # the report describes the run's own users
-    assert json.loads((tmp_path / "planted" / "planted.json").read_text())["summary"] == (
-        json.loads(recorded)["summary"]
+    assert (
+        json.loads((tmp_path / "planted" / "planted.json").read_text())["summary"]
+        == (json.loads(recorded)["summary"])
     )
     cache.unlink(missing_ok=True)
     again = _run(_config(tmp_path), target, RESPONDENTS[:8], optimizer=optimizer)
