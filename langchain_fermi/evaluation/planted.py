@@ -167,6 +167,15 @@ class PlantedSet(BaseModel):
     def kept(self) -> list[PlantedPersona]:
         return [c for c in self.candidates if c.kept]
 
+    def keeping(self, known: PlantedSet | None) -> PlantedSet:
+        """This planting followed by the candidates of ``known`` (an earlier planting with the
+        same thresholds) it did not try, e.g. those a larger ``max_users`` reached."""
+        seen = {c.user_id for c in self.candidates}
+        extra = [
+            c for uid, c in _reusable(known, self.flip_min, self.margin).items() if uid not in seen
+        ]
+        return self.model_copy(update={"candidates": [*self.candidates, *extra]})
+
     def summary(self) -> dict[str, object]:
         """Counts and rates for the report."""
         kept = self.kept

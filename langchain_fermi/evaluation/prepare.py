@@ -113,10 +113,7 @@ def _read_planted(run_dir: Path) -> PlantedSet | None:
 def _write_planted(run_dir: Path, planted: PlantedSet, known: PlantedSet | None = None) -> None:
     """Record the planting; candidates an earlier, larger run tried and this one did not reach
     (a smaller ``--max-users``) are kept after this run's, so no recorded planting is lost."""
-    if known is not None and (known.flip_min, known.margin) == (planted.flip_min, planted.margin):
-        seen = {c.user_id for c in planted.candidates}
-        extra = [c for c in known.candidates if c.user_id not in seen]
-        planted = planted.model_copy(update={"candidates": [*planted.candidates, *extra]})
+    planted = planted.keeping(known)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = {"summary": planted.summary(), **planted.model_dump(mode="json")}
     (run_dir / "planted.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
