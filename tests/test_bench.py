@@ -289,6 +289,22 @@ def test_changed_settings_refuse_to_mix_with_old_results(tmp_path: Path, models:
     assert cfg["config"]["n_test"] == 4
 
 
+def test_resume_with_fewer_methods_keeps_the_runs_other_methods(
+    tmp_path: Path, models: Any
+) -> None:
+    from benchmarks.rebuild_report import rebuild
+
+    _run(_config(tmp_path, methods="zero_shot,profile"), models)
+    # topping up (or resuming) with one method must not forget the run's other one
+    _run(_config(tmp_path, methods="zero_shot,random"), models)
+    run_dir = tmp_path / "synthetic"
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["config"]["methods"] == ["zero_shot", "profile", "random"]
+    rebuild(run_dir)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert {row["method"] for row in report["methods"]} == {"zero_shot", "profile", "random"}
+
+
 def test_call_cap_stops_starting_new_users(tmp_path: Path, models: Any) -> None:
     report = _run(
         _config(tmp_path, max_users=3, methods="zero_shot,fermi_best", max_total_calls=1), models

@@ -143,7 +143,13 @@ def _check_run_dir(config: BenchConfig, fingerprint: str, fresh: bool) -> None:
             )
             raise ValueError(msg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"fingerprint": fingerprint, "config": config.model_dump(mode="json")}
+    recorded = config.model_dump(mode="json")
+    if not fresh and cfg_file.is_file():
+        # a resume with fewer methods (say, topping up one) must not drop the run's others
+        earlier = json.loads(cfg_file.read_text(encoding="utf-8")).get("config", {})
+        kept = list(earlier.get("methods") or [])
+        recorded["methods"] = kept + [m for m in recorded["methods"] if m not in kept]
+    payload = {"fingerprint": fingerprint, "config": recorded}
     _write_atomic(cfg_file, json.dumps(payload, indent=1))
 
 
