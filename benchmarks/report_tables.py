@@ -72,6 +72,31 @@ def trait_table(run_dir: Path, methods: tuple[str, ...] = TRAIT_METHODS) -> str:
     return "\n".join(rows)
 
 
+def restarts_table(report: dict[str, Any]) -> str:
+    """Runs with restarts: per user, the Fermi search kept, each search's training score and the
+    held-out accuracy of profile, OPRO, one search, all searches and the hidden prompt."""
+    users = [u for u in report["users"] if u["optimization"].get("fermi", {}).get("search_scores")]
+    if not users:
+        return ""
+    cols = [
+        ("profile", "profile"),
+        ("opro", "OPRO"),
+        ("fermi_rop_first_search", "1 search"),
+        ("fermi_rop", "restarts"),
+        ("hidden_prompt", "hidden"),
+    ]
+    cols = [(m, name) for m, name in cols if all(m in u["methods"] for u in users)]
+    rows = ["| user | kept search | training score of each search's best | "]
+    rows[0] += " | ".join(name for _, name in cols) + " |"
+    rows.append("|---|---|---|" + "---|" * len(cols))
+    for u in sorted(users, key=lambda u: u["user_id"]):
+        fermi = u["optimization"]["fermi"]
+        scores = ", ".join(f"{s:.2f}" for s in fermi["search_scores"])
+        cells = " | ".join(f"{u['methods'][m]['accuracy']:.2f}" for m, _ in cols)
+        rows.append(f"| {u['user_id']} | {fermi.get('restart', 0)} | {scores} | {cells} |")
+    return "\n".join(rows)
+
+
 def guard_lines(report: dict[str, Any]) -> str:
     """Per optimization: the guard, fallbacks, degenerate served, dropped, tokens/candidate."""
     out = []
@@ -109,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     traits = trait_table(Path(args[0]))
     if traits:
         print("\n" + traits)
+    restarts = restarts_table(report)
+    if restarts:
+        print("\n" + restarts)
     print("\n" + guard_lines(report))
     return 0
 
