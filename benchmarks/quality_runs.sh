@@ -49,9 +49,10 @@ case "${1:-}" in
           --meta-prompt-style contrast --tie-break likelihood --optimizer-seed "$DRAW"
           --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,fermi_best,fermi_rop,hidden_prompt}) ;;
   planted-contrast-ties-restarts)  # --restarts 3 on fresh draws (seeds 3, 4, 5);
-    # fermi_rop_first_search serves restart 0 alone: one search, paired in the same run. OPRO (one
-    # search) is in this run too: its planted answers differ a little from the earlier runs' (a
-    # fresh planting), so only a row of the same run pairs; users finished without it get it added.
+    # fermi_rop_first_search serves restart 0 alone: one search, paired in the same run. OPRO is in
+    # this run too, with the same 3 restarts (equal optimizer budget): its planted answers differ a
+    # little from the earlier runs' (a fresh planting), so only a row of the same run pairs; users
+    # finished without it get it added.
     ARGS=(--dataset planted --run-name planted-qwen15-contrast-ties-r3 --n-test 20
           --meta-prompt-style contrast --tie-break likelihood --optimizer-seed 3 --restarts 3
           --methods ${METHODS:-random,zero_shot,profile,few_shot_bm25,opro,fermi_best,fermi_rop,fermi_rop_first_search,hidden_prompt}) ;;
