@@ -124,6 +124,7 @@ def load_finished(
 def _check_run_dir(config: BenchConfig, fingerprint: str, fresh: bool) -> None:
     run_dir = config.run_dir
     cfg_file = run_dir / "config.json"
+    earlier_methods: list[str] = []
     if fresh and run_dir.exists():
         for sub in ("users", "cache"):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
@@ -131,6 +132,7 @@ def _check_run_dir(config: BenchConfig, fingerprint: str, fresh: bool) -> None:
             (run_dir / name).unlink(missing_ok=True)
     elif cfg_file.is_file():
         old = json.loads(cfg_file.read_text(encoding="utf-8"))
+        earlier_methods = list(old.get("config", {}).get("methods") or [])
         if old.get("fingerprint") != fingerprint:
             changed = sorted(
                 k
@@ -144,11 +146,10 @@ def _check_run_dir(config: BenchConfig, fingerprint: str, fresh: bool) -> None:
             raise ValueError(msg)
     run_dir.mkdir(parents=True, exist_ok=True)
     recorded = config.model_dump(mode="json")
-    if not fresh and cfg_file.is_file():
-        # a resume with fewer methods (say, topping up one) must not drop the run's others
-        earlier = json.loads(cfg_file.read_text(encoding="utf-8")).get("config", {})
-        kept = list(earlier.get("methods") or [])
-        recorded["methods"] = kept + [m for m in recorded["methods"] if m not in kept]
+    # a resume with fewer methods (say, topping up one) must not drop the run's others
+    recorded["methods"] = earlier_methods + [
+        m for m in recorded["methods"] if m not in earlier_methods
+    ]
     payload = {"fingerprint": fingerprint, "config": recorded}
     _write_atomic(cfg_file, json.dumps(payload, indent=1))
 
