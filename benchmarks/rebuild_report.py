@@ -20,7 +20,7 @@ def rebuild(run_dir: Path) -> Path:
     from langchain_fermi.evaluation.planted import PlantedSet
     from langchain_fermi.evaluation.plots import write_plots
     from langchain_fermi.evaluation.report import build_report, format_table
-    from langchain_fermi.evaluation.runner import load_finished
+    from langchain_fermi.evaluation.rundir import load_finished
     from langchain_fermi.evaluation.signal import SignalCheck
 
     saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ import pytest
 from fermi_graph_fakes import KeywordTarget, ScriptedOptimizer, keyword_prompt, make_user
 
 from langchain_fermi.evaluation.config import BenchConfig
-from langchain_fermi.evaluation.runner import config_fingerprint
+from langchain_fermi.evaluation.rundir import config_fingerprint
 from langchain_fermi.graph import build_meta_prompt, optimize_user
 from langchain_fermi.graph.estimate import estimate_cost
 from langchain_fermi.graph.prompts import NOTHING_ADDED
@@ -107,7 +107,7 @@ def _hash_without(config: BenchConfig, later: set[str]) -> str:
     """The fingerprint of a run made before the ``later`` settings existed (dump without them)."""
     import hashlib
 
-    from langchain_fermi.evaluation.runner import _NEUTRAL_FIELDS
+    from langchain_fermi.evaluation.rundir import _NEUTRAL_FIELDS
 
     data = config.model_dump(mode="json", exclude=set(_NEUTRAL_FIELDS) | later)
     data |= {"target_model_id": "t", "optimizer_model_id": "o"}

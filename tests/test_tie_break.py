@@ -7,7 +7,7 @@ import pytest
 from fermi_graph_fakes import make_user
 
 from langchain_fermi.evaluation.config import BenchConfig
-from langchain_fermi.evaluation.runner import config_fingerprint
+from langchain_fermi.evaluation.rundir import config_fingerprint
 from langchain_fermi.graph.rules import top_memory
 from langchain_fermi.scoring import ScoredAnswer, user_likelihood
 from langchain_fermi.store.rows import decode_prompt, encode_prompt
