@@ -18,6 +18,7 @@ from pathlib import Path
 from langchain_fermi.evaluation.config import REFERENCE_METHODS, BenchConfig
 from langchain_fermi.evaluation.planted import PlantedSet, plant_users
 from langchain_fermi.evaluation.references import Population
+from langchain_fermi.evaluation.rundir import write_atomic
 from langchain_fermi.scoring import AnswerScorer
 from langchain_fermi.types import UserProfile
 
@@ -116,4 +117,4 @@ def _write_planted(run_dir: Path, planted: PlantedSet, known: PlantedSet | None 
     planted = planted.keeping(known)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = {"summary": planted.summary(), **planted.model_dump(mode="json")}
-    (run_dir / "planted.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    write_atomic(run_dir / "planted.json", json.dumps(data, indent=1) + "\n")
